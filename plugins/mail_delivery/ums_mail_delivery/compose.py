@@ -1,0 +1,107 @@
+"""Build the e-mail for a fax, voice message or SMS."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from ums_core.helpers import (
+    ascii_file_name,
+    caller_label,
+    fax_to_pdf,
+    fax_to_tiff,
+    header_text,
+    template_environment,
+)
+
+CONTEXT = {"fax": "fax-message", "voice": "voice-message", "sms": "pager-message"}
+LANGUAGES = ("en", "de")
+
+
+def compose_message_mail(message, ctx) -> EmailMessage:
+    """Return the e-mail that delivers MESSAGE to its recipient."""
+    language = message.recipient_language
+    language = language if language in LANGUAGES else "en"
+    env = template_environment(ctx, "ums_mail_delivery")
+    values = _template_values(message, ctx, language)
+    mail = EmailMessage()
+    mail["From"] = _from_address(message, ctx, values["caller"])
+    mail["To"] = Address(
+        display_name=header_text(message.recipient_name), addr_spec=message.recipient
+    )
+    subject = env.get_template(f"subject.{language}.txt").render(values)
+    mail["Subject"] = header_text(subject, 250)
+    mail["Date"] = format_datetime(message.received_at)
+    mail["Message-ID"] = ctx.message_id_for(message)
+    mail["Message-Context"] = CONTEXT[message.kind]
+    mail["Auto-Submitted"] = "auto-generated"
+    mail["X-UMS-Message"] = str(message.id)
+    mail.set_content(env.get_template(f"message.{language}.txt").render(values))
+    _attach_content(mail, message, ctx, values)
+    return mail
+
+
+def _template_values(message, ctx, language: str) -> dict:
+    local = ctx.local_time(message.received_at)
+    return {
+        "message": message,
+        "kind": message.kind,
+        "caller": caller_label(message, ctx, language),
+        "called": ctx.format_number(message.called),
+        "time": local.strftime("%Y-%m-%d %H:%M:%S %z (%Z)"),
+        "pages": message.pages,
+        "duration": _duration_text(message.duration),
+        "station_id": header_text(message.station_id),
+        "text": message.text,
+    }
+
+
+def _duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    total = int(round(seconds))
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def _from_address(message, ctx, caller: str) -> Address:
+    domain = ctx.mail_domain(message.kind)
+    if message.sender and domain:
+        name = header_text(message.sender_name) or ctx.format_number(message.sender)
+        return Address(display_name=name, username=message.sender, domain=domain)
+    sender = ctx.system_sender()
+    return Address(display_name=header_text(caller), addr_spec=sender.addr_spec)
+
+
+def _attach_content(mail: EmailMessage, message, ctx, values) -> None:
+    if message.kind == "sms" or not message.content_path:
+        return
+    stamp = ctx.local_time(message.received_at).strftime("%Y%m%d-%H%M%S")
+    who = (message.sender or "unknown").lstrip("+")
+    if message.kind == "voice":
+        name = ascii_file_name("voice", stamp, who, extension=".wav")
+        _attach_file(mail, message.content_path, "audio", "wav", name)
+        return
+    wanted = ctx.config.get("fax.attachment_format")
+    if wanted in ("pdf", "both"):
+        name = ascii_file_name("fax", stamp, who, extension=".pdf")
+        _attach_converted(mail, message.content_path, fax_to_pdf, "pdf", name)
+    if wanted in ("tiff", "both"):
+        name = ascii_file_name("fax", stamp, who, extension=".tif")
+        _attach_converted(mail, message.content_path, fax_to_tiff, "tiff", name)
+
+
+def _attach_converted(mail, source, convert, subtype, name) -> None:
+    maintype = "application" if subtype == "pdf" else "image"
+    with tempfile.TemporaryDirectory(prefix="ums-") as folder:
+        target = os.path.join(folder, name)
+        convert(source, target)
+        _attach_file(mail, target, maintype, subtype, name)
+
+
+def _attach_file(mail, path, maintype, subtype, name) -> None:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)

@@ -1,0 +1,1 @@
+"""The e-mails ums writes itself; each type is its own entry point."""

@@ -1,0 +1,147 @@
+"""Fixtures: a fresh instance, a real SMTP server on loopback, the CLI."""
+
+from __future__ import annotations
+
+import email
+import os
+import socket
+import threading
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+
+from ums_core.app import App, create_instance
+from ums_core.cli import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.environ.get("UMS_CORPUS") or os.path.join(REPO, "..", "shared", "corpus")
+
+
+def corpus_path(*parts: str) -> str:
+    """Return a corpus file's path, skipping the test when the corpus is absent."""
+    path = os.path.join(CORPUS, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"corpus not available at {CORPUS}")
+    return path
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SinkHandler:
+    """Keep every accepted mail; answer RCPT and DATA as the test says."""
+
+    def __init__(self):
+        self.messages = []
+        self.rcpt_reply = None
+        self.refuse = {}
+        self.data_reply = None
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply:
+            return self.data_reply
+        with self.lock:
+            self.messages.append(
+                (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            )
+        return "250 Message accepted"
+
+    def parsed(self):
+        """Return the accepted mails parsed with the modern policy."""
+        return [
+            email.message_from_bytes(raw, policy=policy.default)
+            for _, _, raw in self.messages
+        ]
+
+
+class SmtpSink:
+    """A real aiosmtpd server on 127.0.0.1 that can be stopped and restarted."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.handler = SinkHandler()
+        self.controller = None
+
+    def start(self):
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+        )
+        self.controller.start()
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_sink():
+    sink = SmtpSink()
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = str(tmp_path / "instance")
+    config = create_instance(path)
+    config.set("default_recipient", "fallback@example.test")
+    config.set("site.area_code", "89")
+    config.set("retry.schedule", "1h,1h")
+    config.save()
+    return path
+
+
+@pytest.fixture
+def app(home):
+    instance = App.open(home)
+    yield instance
+    instance.close()
+
+
+def reopen(app_or_home) -> App:
+    """Return the instance opened anew, as the next command would see it."""
+    home = getattr(app_or_home, "home", app_or_home)
+    return App.open(home)
+
+
+def use_mailserver(home: str, sink: SmtpSink, **extra) -> None:
+    """Switch the instance at HOME to mailserver mode with SINK as relay."""
+    config = App.open(home, load_plugins=False).config
+    config.set("mode", "mailserver")
+    config.set("smtp.host", "127.0.0.1")
+    config.set("smtp.port", str(sink.port))
+    config.set("smtp.starttls", "off")
+    config.set("gateway.fax_domain", "fax.example.test")
+    config.set("gateway.sms_domain", "sms.example.test")
+    for key, value in extra.items():
+        config.set(key.replace("__", "."), value)
+    config.save()
+
+
+@pytest.fixture
+def run(home):
+    runner = CliRunner()
+
+    def invoke(*args, input=None):
+        return runner.invoke(cli, ["--home", home, *args], input=input)
+
+    return invoke

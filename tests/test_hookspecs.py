@@ -1,0 +1,87 @@
+"""Every hookspec is documented and every one is called by some flow."""
+
+import inspect
+
+import pytest
+from conftest import reopen, use_mailserver
+
+from ums_core import hookspecs
+from ums_core.hookspecs import hookimpl
+from ums_core.intake import receive_message
+from ums_core.model import IncomingMessage
+from ums_core.queue import run_due_jobs
+
+SPECS = [
+    name
+    for name, obj in vars(hookspecs).items()
+    if name.startswith("ums_") and callable(obj)
+]
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_hookspec_is_documented(name):
+    doc = inspect.getdoc(getattr(hookspecs, name))
+    assert doc and len(doc) > 30, name
+
+
+def test_hook_names_follow_the_convention():
+    verbs = ("declare", "add", "resolve", "compose", "store", "send")
+    for name in SPECS:
+        words = name.split("_")
+        assert words[0] == "ums"
+        assert words[1] in verbs or words[-1].endswith("ed"), name
+
+
+class Recorder:
+    """Record the name of every hook called on it."""
+
+    UMS_ROLE = "extension"
+
+    def __init__(self):
+        self.calls = set()
+
+    def __getattr__(self, name):
+        raise AttributeError(name)
+
+
+def make_recorder():
+    recorder = Recorder()
+    for name in SPECS:
+        params = list(inspect.signature(getattr(hookspecs, name)).parameters)
+
+        def impl(*args, _name=name, **kwargs):
+            recorder.calls.add(_name)
+
+        impl.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter(p, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                for p in params
+            ]
+        )
+        impl.__name__ = name
+        setattr(recorder, name, hookimpl(impl))
+    return recorder
+
+
+def test_every_hook_is_exercised(home, smtp_sink, tmp_path):
+    from ums_core.cli import _plugin_commands
+
+    recorder = make_recorder()
+    use_mailserver(home, smtp_sink, archiving="true")
+    app = reopen(home)
+    app.pm.register(recorder, name="recorder")
+    app.pm.hook.ums_declare_config()
+    import click
+
+    app.pm.hook.ums_add_commands(cli=click.Group())
+    assert isinstance(_plugin_commands(), dict)
+    receive_message(app, IncomingMessage(kind="sms", called="+4930999", text="hi"))
+    run_due_jobs(app)
+    app.config.set("default_recipient", "ops@example.test")
+    receive_message(app, IncomingMessage(kind="sms", called="+4930998", text="x"))
+    smtp_sink.handler.refuse["ops@example.test"] = "550 no such user"
+    smtp_sink.handler.refuse["fallback@example.test"] = "550 no such user"
+    app.config.set("default_recipient", "fallback@example.test")
+    run_due_jobs(app)
+    missing = set(SPECS) - recorder.calls
+    assert not missing, missing

@@ -1,0 +1,136 @@
+"""One open instance: its folder, configuration, database and plugins."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+from . import __version__, db
+from .config import CONFIG_NAME, Config, load_config
+from .errors import UmsError
+from .numbers import SiteRules
+from .plugins import (
+    LoadedPlugin,
+    create_plugin_manager,
+    decide_activation,
+    discover_plugins,
+    read_only_filter,
+    register_plugin,
+)
+
+log = logging.getLogger(__name__)
+
+HOME_ENV = "UMS_HOME"
+SUBDIRS = ("content", "mail", "spool/tmp", "spool/new", "spool/bad", "templates")
+
+
+def default_home(environ=os.environ) -> str:
+    """Return the instance folder: $UMS_HOME, else $XDG_DATA_HOME/ums."""
+    if environ.get(HOME_ENV):
+        return environ[HOME_ENV]
+    data = environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data, "ums")
+
+
+def create_instance(home: str) -> Config:
+    """Create the instance folder on the embedded default; return its config."""
+    if os.path.exists(os.path.join(home, CONFIG_NAME)):
+        raise UmsError(
+            f"{home} already holds an ums instance",
+            hint="use it as it is, or choose another --home",
+        )
+    os.makedirs(home, mode=0o700, exist_ok=True)
+    os.chmod(home, 0o700)
+    for sub in SUBDIRS:
+        os.makedirs(os.path.join(home, sub), mode=0o700, exist_ok=True)
+    config = load_config(os.path.join(home, CONFIG_NAME))
+    for name in ("mode", "info_mails", "archiving"):
+        config.set(name, str(config.get(name)).lower())
+    config.save()
+    return config
+
+
+class App:
+    """An open instance. Create it with :meth:`open`."""
+
+    def __init__(self, home: str, config: Config):
+        self.home = os.path.abspath(home)
+        self.config = config
+        self.database = None
+        self.pm = None
+        self.plugins: list[LoadedPlugin] = []
+        self.instance_id = ""
+        self.node = f"{os.uname().nodename}:{os.getpid()}"
+
+    @classmethod
+    def open(cls, home: str, load_plugins: bool = True) -> App:
+        """Open the instance at HOME, migrating the schema if needed."""
+        path = os.path.join(home, CONFIG_NAME)
+        if not os.path.exists(path):
+            raise UmsError(
+                f"no ums instance at {home}",
+                hint=f"create one with: ums --home {home} init",
+            )
+        app = cls(home, load_config(path))
+        app.open_database()
+        if load_plugins:
+            app.load_plugins()
+        return app
+
+    def path(self, *parts: str) -> str:
+        """Return a path inside the instance folder."""
+        return os.path.join(self.home, *parts)
+
+    def open_database(self) -> None:
+        """Open the database and bring its schema up to date."""
+        url = self.config.get("database")
+        if url.startswith("postgres"):
+            raise UmsError("PostgreSQL is not supported yet", hint="unset database")
+        path = url[len("sqlite:///") :] if url else self.path("ums.db")
+        self.database = db.open_database(path)
+        db.migrate(self.database)
+        self.instance_id = db.get_meta("instance_id") or ""
+        if not self.instance_id:
+            self.instance_id = uuid.uuid4().hex[:12]
+            with db.write_transaction():
+                db.set_meta("instance_id", self.instance_id)
+
+    def load_plugins(self) -> None:
+        """Discover plugins, register the active ones, declare their config."""
+        from .builtins import builtin_plugins
+
+        self.pm = create_plugin_manager()
+        self.plugins = builtin_plugins(__version__)
+        self.plugins += discover_plugins(read_only_filter())
+        for plugin in self.plugins:
+            if plugin.obj is not None and decide_activation(plugin, self.config)[1]:
+                register_plugin(self.pm, plugin)
+        for keys in self.pm.hook.ums_declare_config():
+            self.config.declare(keys or [])
+
+    @property
+    def hook(self):
+        """Return the hook relay of the active plugins."""
+        return self.pm.hook
+
+    @property
+    def site_rules(self) -> SiteRules:
+        """Return the number rules of the site from the configuration."""
+        get = self.config.get
+        return SiteRules(
+            country=get("site.country"),
+            area_code=get("site.area_code"),
+            base_number=get("site.base_number"),
+            outside_prefix=get("site.outside_prefix"),
+            extension_digits=get("site.extension_digits"),
+        )
+
+    def active_names(self) -> list[str]:
+        """Return the names of the active plugins."""
+        return [name for name, _ in self.pm.list_name_plugin()]
+
+    def close(self) -> None:
+        """Close the database connection of this thread."""
+        if self.database is not None and not self.database.is_closed():
+            self.database.close()

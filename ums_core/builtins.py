@@ -1,0 +1,59 @@
+"""The core's own hook implementations, registered like any plugin.
+
+They answer last: a plugin registered later wins a firstresult hook.
+"""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl
+from .plugins import LoadedPlugin
+from .transport import SmtpTransport
+
+
+class UserTable:
+    """Resolve called numbers through the users managed by ``ums users``."""
+
+    UMS_ROLE = "user_source"
+
+    @hookimpl(trylast=True)
+    def ums_resolve_recipient(self, number, kind, ctx):
+        from . import users
+
+        return users.find_active_owner(number)
+
+
+class SmtpRelay:
+    """Send e-mails to the mail server set by smtp.host (smtplib)."""
+
+    UMS_ROLE = "transport"
+
+    def __init__(self):
+        self._transport: SmtpTransport | None = None
+
+    @hookimpl(trylast=True)
+    def ums_send_mail(self, mail, ctx):
+        if self._transport is None:
+            self._transport = SmtpTransport(ctx.config)
+        return self._transport.send(mail)
+
+    @hookimpl
+    def ums_queue_drained(self, ctx):
+        if self._transport is not None:
+            self._transport.close()
+
+
+def builtin_plugins(version: str) -> list[LoadedPlugin]:
+    """Return the core's own plugins as loaded plugin records."""
+    found = []
+    for name, obj in (("core.users", UserTable()), ("core.smtp", SmtpRelay())):
+        found.append(
+            LoadedPlugin(
+                name=name,
+                distribution="ums-core",
+                version=version,
+                obj=obj,
+                role=obj.UMS_ROLE,
+                description=(type(obj).__doc__ or "").strip().split("\n")[0],
+            )
+        )
+    return found

@@ -1,0 +1,89 @@
+"""Content files in the instance: written durably, named by the core."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import secrets
+import shutil
+
+import attrs
+
+from .errors import UmsError
+
+CHUNK = 1 << 20
+
+
+@attrs.frozen
+class StoredFile:
+    """A file the core wrote: its name relative to the instance, size, digest."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename in folder PATH durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def new_name(area: str, extension: str, now: dt.datetime | None = None) -> str:
+    """Return a fresh relative name such as content/2026/12/04/ab12….tif."""
+    now = now or dt.datetime.now(dt.UTC)
+    token = secrets.token_hex(8)
+    return os.path.join(area, now.strftime("%Y/%m/%d"), token + extension)
+
+
+def store_file(home: str, area: str, source: str, extension: str) -> StoredFile:
+    """Copy SOURCE into the instance durably (temp name, fsync, rename)."""
+    name = new_name(area, extension)
+    with open(source, "rb") as handle:
+        return _write_stream(home, name, handle)
+
+
+def store_bytes(home: str, area: str, data: bytes, extension: str) -> StoredFile:
+    """Write DATA into the instance durably; return what was written."""
+    import io
+
+    return _write_stream(home, new_name(area, extension), io.BytesIO(data))
+
+
+def _write_stream(home: str, name: str, stream) -> StoredFile:
+    final = os.path.join(home, name)
+    folder = os.path.dirname(final)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    tmp = final + ".part"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(tmp, "xb") as out:
+            while chunk := stream.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, final)
+        fsync_dir(folder)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise UmsError(f"cannot write {name}: {exc.strerror or exc}") from None
+    return StoredFile(name=name, size=size, sha256=digest.hexdigest())
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def export_file(home: str, name: str, target: str) -> None:
+    """Copy the instance file NAME to TARGET."""
+    shutil.copyfile(os.path.join(home, name), target)

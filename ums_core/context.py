@@ -1,0 +1,73 @@
+"""The public helper object every hook receives as ``ctx``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zoneinfo
+from email.headerregistry import Address
+from email.utils import parseaddr
+
+from .numbers import format_number
+
+FALLBACK_SENDER = "ums@localhost"
+
+
+class PluginContext:
+    """What a plugin may use of the instance: config, paths, mail queue."""
+
+    def __init__(self, app):
+        self._app = app
+
+    @property
+    def config(self):
+        """Return the instance configuration (read it; do not save it)."""
+        return self._app.config
+
+    @property
+    def home(self) -> str:
+        """Return the instance folder."""
+        return self._app.home
+
+    @property
+    def site_rules(self):
+        """Return the site's number rules."""
+        return self._app.site_rules
+
+    def plugin_folder(self, name: str) -> str:
+        """Return (and create) a folder in the instance for plugin NAME."""
+        path = os.path.join(self._app.home, "plugins", name)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return path
+
+    def template_folder(self) -> str:
+        """Return the instance folder where the admin overrides templates."""
+        return os.path.join(self._app.home, "templates")
+
+    def system_sender(self) -> Address:
+        """Return the configured system sender (or ums@localhost)."""
+        name, addr = parseaddr(self.config.get("system_sender") or FALLBACK_SENDER)
+        return Address(display_name=name, addr_spec=addr)
+
+    def mail_domain(self, kind: str) -> str:
+        """Return the mail domain for KIND (fax, sms, voice), or ''."""
+        return self.config.get(f"gateway.{kind}_domain")
+
+    def message_id_for(self, message, purpose: str = "msg") -> str:
+        """Return the stable Message-ID of the e-mail for MESSAGE."""
+        domain = self.system_sender().domain or "localhost"
+        return f"<ums.{self._app.instance_id}.{purpose}{message.id}@{domain}>"
+
+    def local_time(self, when: dt.datetime) -> dt.datetime:
+        """Return WHEN in the configured time zone."""
+        return when.astimezone(zoneinfo.ZoneInfo(self.config.get("timezone")))
+
+    def format_number(self, e164: str) -> str:
+        """Return E164 in the form people of the site read."""
+        return format_number(e164, self._app.site_rules)
+
+    def queue_mail(self, mail, purpose: str, message_id: int | None = None) -> int:
+        """Queue the EmailMessage MAIL durably for sending; return its id."""
+        from .mailqueue import queue_mail
+
+        return queue_mail(self._app, mail, purpose, message_id)

@@ -1,0 +1,196 @@
+"""The database: peewee models, connection set-up and schema migrations.
+
+SQLite (WAL) in the instance folder is the embedded default; every write
+transaction uses ``BEGIN IMMEDIATE`` there (see PITFALLS 19).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import peewee as pw
+
+from .errors import UmsError
+
+log = logging.getLogger(__name__)
+
+database = pw.DatabaseProxy()
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> dt.datetime:
+    """Return the current time in UTC, timezone-aware."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UtcDateTimeField(pw.DateTimeField):
+    """A datetime stored as naive UTC and read back timezone-aware."""
+
+    def db_value(self, value):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Meta(BaseModel):
+    """Key/value facts about the instance (schema version, instance id)."""
+
+    key = pw.CharField(primary_key=True)
+    value = pw.TextField()
+
+
+class User(BaseModel):
+    email = pw.CharField(unique=True)
+    name = pw.CharField(default="")
+    language = pw.CharField(default="en")
+    active = pw.BooleanField(default=True)
+    password_hash = pw.CharField(null=True)
+    created_at = UtcDateTimeField(default=utcnow)
+
+
+class Number(BaseModel):
+    user = pw.ForeignKeyField(User, backref="numbers", on_delete="CASCADE")
+    kind = pw.CharField()
+    e164 = pw.CharField(index=True)
+
+
+class Message(BaseModel):
+    kind = pw.CharField()
+    direction = pw.CharField(default="inbound")
+    called = pw.CharField()
+    sender = pw.CharField(null=True)
+    sender_raw = pw.CharField(default="")
+    sender_name = pw.CharField(default="")
+    station_id = pw.CharField(default="")
+    received_at = UtcDateTimeField()
+    created_at = UtcDateTimeField(default=utcnow)
+    recipient = pw.CharField(null=True, index=True)
+    default_recipient = pw.BooleanField(default=False)
+    location = pw.CharField(null=True)
+    state = pw.CharField(default="received")
+    pages = pw.IntegerField(null=True)
+    duration = pw.FloatField(null=True)
+    text = pw.TextField(default="")
+    content_name = pw.CharField(null=True)
+    content_type = pw.CharField(null=True)
+    content_size = pw.IntegerField(default=0)
+    content_sha256 = pw.CharField(null=True)
+    archive_ref = pw.CharField(null=True)
+    error = pw.TextField(default="")
+    read_at = UtcDateTimeField(null=True)
+    source_ref = pw.CharField(null=True, unique=True)
+
+    class Meta:
+        indexes = ((("recipient", "id"), False), (("state",), False))
+
+
+class Mail(BaseModel):
+    message = pw.ForeignKeyField(Message, null=True, backref="mails")
+    purpose = pw.CharField()
+    sender = pw.CharField()
+    recipients = pw.TextField()
+    msgid = pw.CharField(unique=True)
+    path = pw.CharField()
+    state = pw.CharField(default="queued")
+    created_at = UtcDateTimeField(default=utcnow)
+    sent_at = UtcDateTimeField(null=True)
+    last_error = pw.TextField(default="")
+
+
+class Job(BaseModel):
+    kind = pw.CharField()
+    message = pw.ForeignKeyField(Message, null=True, backref="jobs")
+    mail = pw.ForeignKeyField(Mail, null=True, backref="jobs")
+    state = pw.CharField(default="queued")
+    attempts = pw.IntegerField(default=0)
+    due_at = UtcDateTimeField(default=utcnow)
+    lease_owner = pw.CharField(null=True)
+    lease_expires = UtcDateTimeField(null=True)
+    last_error = pw.TextField(default="")
+    created_at = UtcDateTimeField(default=utcnow)
+    finished_at = UtcDateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("state", "due_at"), False),)
+
+
+MODELS = (Meta, User, Number, Message, Mail, Job)
+
+
+def _migrate_to_1(db: pw.Database) -> None:
+    db.create_tables(MODELS)
+
+
+MIGRATIONS = {1: _migrate_to_1}
+
+
+def open_database(path: str) -> pw.Database:
+    """Open (and bind) the SQLite database at PATH in WAL mode."""
+    db = pw.SqliteDatabase(
+        path,
+        pragmas={
+            "journal_mode": "wal",
+            "synchronous": "full",
+            "foreign_keys": 1,
+            "busy_timeout": 10000,
+        },
+        timeout=10,
+    )
+    database.initialize(db)
+    return db
+
+
+def write_transaction(db: pw.Database | None = None):
+    """Return a transaction that takes the write lock at once on SQLite."""
+    db = db or database.obj
+    if isinstance(db, pw.SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
+
+
+def read_schema_version(db: pw.Database) -> int:
+    """Return the recorded schema version (0 for an empty database)."""
+    if not db.table_exists(Meta._meta.table_name):
+        return 0
+    row = Meta.get_or_none(Meta.key == "schema_version")
+    return int(row.value) if row else 0
+
+
+def migrate(db: pw.Database) -> int:
+    """Bring the schema up to SCHEMA_VERSION; return the version now."""
+    version = read_schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise UmsError(
+            f"the database has schema {version}; this ums knows {SCHEMA_VERSION}",
+            hint="upgrade ums-core",
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        with write_transaction(db):
+            MIGRATIONS[target](db)
+            Meta.replace(key="schema_version", value=str(target)).execute()
+        log.info("database schema migrated to version %d", target)
+    return SCHEMA_VERSION
+
+
+def get_meta(key: str, default: str | None = None) -> str | None:
+    """Return the instance fact KEY."""
+    row = Meta.get_or_none(Meta.key == key)
+    return row.value if row else default
+
+
+def set_meta(key: str, value: str) -> None:
+    """Record the instance fact KEY."""
+    Meta.replace(key=key, value=value).execute()

@@ -1,0 +1,174 @@
+"""The job handlers: deliver a routed message, send a queued e-mail."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from . import db
+from .context import PluginContext
+from .errors import UmsError
+from .mailqueue import insert_mail, prepare_mail, write_mail_file
+from .messages import to_model
+from .model import Mail
+from .queue import JobFailure, finish_job
+from .routing import resolve_route
+
+log = logging.getLogger(__name__)
+
+
+def deliver_message(app, job: db.Job) -> None:
+    """Store the message locally or compose and queue its e-mail, by location."""
+    row = db.Message.get_by_id(job.message_id)
+    if row.recipient is None:
+        _route_again(app, row)
+    ctx = PluginContext(app)
+    wants_store = row.location == "local" or app.config.get("archiving")
+    if wants_store and not row.archive_ref:
+        store_locally(app, row, required=row.location == "local")
+    if row.location == "local":
+        with db.write_transaction():
+            _set_state(row, "stored")
+            finish_job(job)
+        return
+    mail = app.hook.ums_compose_mail(message=to_model(app, row), ctx=ctx)
+    if mail is None:
+        raise JobFailure("no active delivery plugin composed an e-mail")
+    fields, data = prepare_mail(app, mail, "message")
+    name = write_mail_file(app, data)
+    with db.write_transaction():
+        insert_mail(fields, name, row.id)
+        _set_state(row, "queued")
+        finish_job(job)
+    log.info("msg %d: e-mail for %s queued %s", row.id, row.recipient, fields["msgid"])
+
+
+def _route_again(app, row: db.Message) -> None:
+    route = resolve_route(app, row.called, row.kind)
+    if route.email is None:
+        raise JobFailure(
+            f"no active user owns {row.called} and no default_recipient is set"
+            " (ums config set default_recipient EMAIL, then ums queue retry)",
+            permanent=True,
+        )
+    row.recipient = route.email
+    row.default_recipient = route.default_recipient
+    row.state = "received"
+    row.error = ""
+    row.save()
+    log.info("msg %d: routed to %s", row.id, row.recipient)
+
+
+def store_locally(app, row: db.Message, required: bool) -> None:
+    """Hand the message to the active archive plugins and record where it went."""
+    ctx = PluginContext(app)
+    message = to_model(app, row)
+    results = [r for r in app.hook.ums_store_message(message=message, ctx=ctx) if r]
+    if not results:
+        if required:
+            raise JobFailure("no active archive plugin stored the message")
+        return
+    row.archive_ref = ";".join(f"{r.plugin}:{r.reference}" for r in results)
+    db.Message.update(archive_ref=row.archive_ref).where(
+        db.Message.id == row.id
+    ).execute()
+    log.info("msg %d: stored locally (%s)", row.id, row.archive_ref)
+    app.hook.ums_message_stored(message=message, results=results, ctx=ctx)
+
+
+def _set_state(row: db.Message, state: str, error: str = "") -> None:
+    row.state = state
+    db.Message.update(state=state, error=error).where(db.Message.id == row.id).execute()
+
+
+def send_mail(app, job: db.Job) -> None:
+    """Send the queued e-mail of JOB through the active transport."""
+    mail_row = db.Mail.get_by_id(job.mail_id)
+    mail = _load_mail(app, mail_row)
+    ctx = PluginContext(app)
+    result = app.hook.ums_send_mail(mail=mail, ctx=ctx)
+    if result is None:
+        raise JobFailure("no active transport plugin")
+    if not result.ok:
+        db.Mail.update(last_error=result.detail).where(
+            db.Mail.id == mail_row.id
+        ).execute()
+        raise JobFailure(result.detail, permanent=result.permanent)
+    with db.write_transaction():
+        db.Mail.update(state="sent", sent_at=db.utcnow(), last_error="").where(
+            db.Mail.id == mail_row.id
+        ).execute()
+        if mail_row.message_id and mail_row.purpose == "message":
+            db.Message.update(state="delivered", error="").where(
+                db.Message.id == mail_row.message_id
+            ).execute()
+        finish_job(job)
+    _log_sent(app, mail_row, mail, ctx)
+
+
+def _log_sent(app, mail_row, mail, ctx) -> None:
+    subject = (
+        f"msg {mail_row.message_id}" if mail_row.message_id else f"mail {mail_row.id}"
+    )
+    log.info("%s: mail server accepted %s", subject, mail_row.msgid)
+    if mail_row.message_id and mail_row.purpose == "message":
+        message = to_model(app, db.Message.get_by_id(mail_row.message_id))
+        app.hook.ums_message_delivered(message=message, mail=mail, ctx=ctx)
+
+
+def _load_mail(app, row: db.Mail) -> Mail:
+    try:
+        with open(app.path(row.path), "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise JobFailure(f"mail file {row.path} unreadable: {exc}", permanent=True)
+    return Mail(
+        id=row.id,
+        sender=row.sender,
+        recipients=tuple(row.recipients.split("\n")),
+        data=data,
+        message_id=row.msgid,
+        message=row.message_id,
+    )
+
+
+def handle_final_failure(app, job: db.Job, reason: str) -> None:
+    """Record a failed-for-good job on its message or mail and tell plugins."""
+    ctx = PluginContext(app)
+    if job.mail_id:
+        db.Mail.update(state="failed", last_error=reason).where(
+            db.Mail.id == job.mail_id
+        ).execute()
+    mail_row = db.Mail.get_by_id(job.mail_id) if job.mail_id else None
+    if mail_row is not None and mail_row.purpose != "message":
+        app.hook.ums_mail_failed(
+            mail=_load_mail_quietly(app, mail_row), reason=reason, ctx=ctx
+        )
+        return
+    if job.message_id is None:
+        return
+    row = db.Message.get_by_id(job.message_id)
+    _set_state(row, "held" if row.recipient is None else "failed", reason)
+    _keep_failed_locally(app, row)
+    app.hook.ums_message_failed(message=to_model(app, row), reason=reason, ctx=ctx)
+
+
+def _keep_failed_locally(app, row: db.Message) -> None:
+    if row.archive_ref or row.recipient is None:
+        return
+    try:
+        store_locally(app, row, required=False)
+    except (JobFailure, UmsError, OSError) as exc:
+        log.error("msg %d: could not store the failed message locally: %s", row.id, exc)
+
+
+def _load_mail_quietly(app, row: db.Mail) -> Mail | None:
+    try:
+        return _load_mail(app, row)
+    except JobFailure:
+        return None
+
+
+def content_exists(app, row: db.Message) -> bool:
+    """Return True when the message's content file is in the instance."""
+    return bool(row.content_name) and os.path.exists(app.path(row.content_name))

@@ -1,0 +1,24 @@
+"""The one error type users see."""
+
+
+class UmsError(Exception):
+    """An error the user can act on: a one-line message and a hint.
+
+    The CLI prints ``Error: MESSAGE`` (and the hint on its own line) and exits 1.
+    """
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MediaError(UmsError):
+    """Content that is not a usable fax, voice message or SMS."""
+
+
+class NumberError(UmsError):
+    """A phone number that cannot be understood with the site rules."""

@@ -1,0 +1,71 @@
+"""Public helpers for plugins: what a plugin may import besides hookspecs and model."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .media import fax_to_pdf, fax_to_tiff, probe_fax, probe_voice
+
+__all__ = [
+    "ascii_file_name",
+    "template_environment",
+    "caller_label",
+    "fax_to_pdf",
+    "fax_to_tiff",
+    "header_text",
+    "probe_fax",
+    "probe_voice",
+    "withheld_label",
+]
+
+WITHHELD = {"en": "Unknown caller", "de": "Unbekannter Anrufer"}
+
+
+def withheld_label(language: str) -> str:
+    """Return the one label shown for a withheld or unknown caller."""
+    return WITHHELD.get(language, WITHHELD["en"])
+
+
+def header_text(text: str, limit: int = 200) -> str:
+    """Return TEXT safe for a header: one line, no control characters."""
+    chars = [" " if unicodedata.category(c)[0] == "C" else c for c in text or ""]
+    return " ".join("".join(chars).split())[:limit]
+
+
+def caller_label(message, ctx, language: str) -> str:
+    """Return who sent MESSAGE: name and number, the number, or the label."""
+    name = header_text(message.sender_name)
+    if message.sender is None:
+        return (
+            f"{name} ({withheld_label(language)})" if name else withheld_label(language)
+        )
+    number = ctx.format_number(message.sender)
+    return f"{name} ({number})" if name else number
+
+
+def ascii_file_name(*parts: str, extension: str) -> str:
+    """Return an ASCII file name from PARTS, e.g. fax-20261204-0815-4930555010.pdf."""
+    text = "-".join(p for p in parts if p)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._") or "message"
+    return text[:80] + extension
+
+
+def template_environment(ctx, package: str):
+    """Return Jinja2 text templates: the admin's folder first, then PACKAGE's.
+
+    Templates are plain text (no autoescaping); the admin overrides one by
+    putting a file of the same name into the instance's templates folder.
+    """
+    import jinja2
+
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.FileSystemLoader(ctx.template_folder()),
+            jinja2.PackageLoader(package, "templates"),
+        ]
+    )
+    return jinja2.Environment(
+        loader=loader, autoescape=False, keep_trailing_newline=True
+    )

@@ -1,0 +1,166 @@
+"""Intake: validate what the phone side hands over and commit it durably.
+
+A message is acknowledged (this function returns its id) only after its row,
+its content file and its first job are committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import unicodedata
+import zoneinfo
+
+from . import content, db, media
+from .context import PluginContext
+from .errors import MediaError, NumberError, UmsError
+from .messages import to_model
+from .model import IncomingMessage
+from .numbers import normalize_number, parse_caller
+from .routing import resolve_route
+
+log = logging.getLogger(__name__)
+
+MAX_SMS_CHARS = 10000
+MAX_FIELD_CHARS = 200
+
+
+def clean_text(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
+    """Return TEXT on one line: control characters become spaces, then trim."""
+    if not text:
+        return ""
+    chars = [" " if unicodedata.category(c)[0] == "C" else c for c in str(text)]
+    return " ".join("".join(chars).split())[:limit]
+
+
+def clean_sms(text: str | None) -> str:
+    """Return an SMS text with line ends normalised and other controls removed."""
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    kept = [c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc"]
+    return "".join(kept).strip()
+
+
+def receive_message(
+    app, incoming: IncomingMessage, run_now: bool = True, source_ref=None
+) -> int:
+    """Validate and commit INCOMING; return the new message id.
+
+    With RUN_NOW the first job (store locally, or compose the e-mail) runs at
+    once; if it fails it stays queued for ``ums serve`` or ``ums queue run``.
+    SOURCE_REF names the hand-over (a spool entry) so a repeat is recognised.
+    """
+    if source_ref:
+        existing = db.Message.get_or_none(db.Message.source_ref == source_ref)
+        if existing is not None:
+            log.info("msg %d: already received as %s", existing.id, source_ref)
+            return existing.id
+    fields = _validate(app, incoming)
+    stored = _store_content(app, incoming, fields)
+    row, job = _commit(app, incoming, fields, stored, source_ref)
+    ctx = PluginContext(app)
+    message = to_model(app, row)
+    log.info(
+        "msg %d: %s received from %s to %s",
+        row.id,
+        row.kind,
+        row.sender_raw or "-",
+        row.called,
+    )
+    app.hook.ums_message_received(message=message, ctx=ctx)
+    app.hook.ums_message_routed(message=message, ctx=ctx)
+    if run_now:
+        from .queue import run_job_now
+
+        run_job_now(app, job.id)
+    return row.id
+
+
+def _validate(app, incoming: IncomingMessage) -> dict:
+    rules = app.site_rules
+    try:
+        called = normalize_number(incoming.called, rules)
+    except NumberError as exc:
+        raise UmsError(f"bad called number: {exc.message}") from None
+    fields = {
+        "kind": incoming.kind,
+        "called": called,
+        "sender": parse_caller(incoming.sender, rules),
+        "sender_raw": clean_text(incoming.sender, 64),
+        "sender_name": clean_text(incoming.sender_name),
+        "station_id": clean_text(incoming.station_id, 64),
+        "received_at": _received_at(app, incoming.received_at),
+    }
+    if incoming.kind == "sms":
+        fields["text"] = _validate_sms(incoming.text)
+    else:
+        fields.update(_probe_content(app, incoming))
+    return fields
+
+
+def _received_at(app, when: dt.datetime | None) -> dt.datetime:
+    if when is None:
+        return db.utcnow()
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(app.config.get("timezone")))
+    return when.astimezone(dt.UTC)
+
+
+def _validate_sms(text: str) -> str:
+    text = clean_sms(text)
+    if not text:
+        raise MediaError("an SMS needs a text; it is empty")
+    if len(text) > MAX_SMS_CHARS:
+        raise MediaError(f"SMS text is too long ({len(text)} > {MAX_SMS_CHARS})")
+    return text
+
+
+def _probe_content(app, incoming: IncomingMessage) -> dict:
+    path = incoming.content_path
+    if not path:
+        raise MediaError(f"a {incoming.kind} message needs a content file")
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise MediaError(f"cannot read {path}: {exc.strerror}") from None
+    limit = app.config.get("limits.max_content_mb") * 1024 * 1024
+    if size > limit:
+        raise MediaError(
+            f"{incoming.kind} file is too large ({size} bytes, limit {limit})",
+            hint="raise limits.max_content_mb",
+        )
+    probe = media.probe_fax if incoming.kind == "fax" else media.probe_voice
+    info = probe(path)
+    return {
+        "pages": info.pages,
+        "duration": info.duration,
+        "content_type": info.content_type,
+        "extension": info.extension,
+    }
+
+
+def _store_content(app, incoming, fields) -> content.StoredFile | None:
+    if incoming.kind == "sms":
+        return None
+    extension = fields.pop("extension")
+    return content.store_file(app.home, "content", incoming.content_path, extension)
+
+
+def _commit(app, incoming, fields, stored, source_ref):
+    with db.write_transaction():
+        route = resolve_route(app, fields["called"], fields["kind"])
+        row = db.Message.create(
+            **fields,
+            direction="inbound",
+            recipient=route.email,
+            default_recipient=route.default_recipient,
+            location=route.location,
+            state="received" if route.email else "held",
+            content_name=stored.name if stored else None,
+            content_size=stored.size if stored else 0,
+            content_sha256=stored.sha256 if stored else None,
+            source_ref=source_ref,
+            error="" if route.email else "no owner and no default_recipient set",
+        )
+        job = db.Job.create(kind="deliver_message", message=row)
+    return row, job

@@ -1,0 +1,375 @@
+"""Validate fax TIFF and PDF files and convert between them.
+
+The public entry points are in :mod:`ums_core.media`; this module does the work on a
+file already sniffed as TIFF or PDF.
+"""
+
+import io
+import logging
+import math
+import os
+import struct
+import zlib
+
+import attrs
+import img2pdf
+from PIL import Image
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
+
+from ums_core.errors import MediaError
+
+log = logging.getLogger(__name__)
+
+FAX_XDPI = 204.0
+FAX_NORMAL_YDPI = 98.0
+FAX_FINE_YDPI = 196.0
+# A 1728-pixel-wide page longer than this many rows is taken to be fine resolution.
+FINE_ROWS_PER_1728 = 1500
+
+TAG_COMPRESSION = 259
+TAG_FILL_ORDER = 266
+TAG_STRIP_OFFSETS = 273
+TAG_STRIP_BYTE_COUNTS = 279
+TAG_X_RESOLUTION = 282
+TAG_Y_RESOLUTION = 283
+TAG_T4_OPTIONS = 292
+TAG_RESOLUTION_UNIT = 296
+TAG_TILE_OFFSETS = 324
+TAG_TILE_BYTE_COUNTS = 325
+T4_2D_ENCODING = 1
+T4_FILL_BITS = 4
+CCITT_COMPRESSIONS = (2, 3, 4)
+
+COMPRESSION_NAMES = {
+    1: "uncompressed",
+    2: "CCITT MH (RLE)",
+    4: "CCITT G4",
+    5: "LZW",
+    8: "Deflate",
+    32773: "PackBits",
+    32946: "Deflate",
+}
+MODE_NAMES = {
+    "L": "8-bit greyscale",
+    "LA": "greyscale with alpha",
+    "P": "palette colour",
+    "RGB": "RGB colour",
+    "RGBA": "RGB colour with alpha",
+    "CMYK": "CMYK colour",
+    "I;16": "16-bit greyscale",
+}
+BIT_REVERSED = bytes(int(f"{value:08b}"[::-1], 2) for value in range(256))
+
+PIL_ERRORS = (
+    OSError,
+    ValueError,
+    TypeError,
+    SyntaxError,
+    EOFError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    struct.error,
+    Image.DecompressionBombError,
+)
+PDF_ERRORS = (
+    PyPdfError,
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    zlib.error,
+)
+IMG2PDF_ERRORS = (
+    img2pdf.ImageOpenError,
+    img2pdf.AlphaChannelError,
+    img2pdf.ExifOrientationError,
+    img2pdf.UnsupportedColorspaceError,
+    img2pdf.NegativeDimensionError,
+    img2pdf.PdfTooLargeError,
+    OSError,
+    ValueError,
+    TypeError,
+    KeyError,
+)
+
+
+@attrs.frozen
+class FaxPage:
+    """One decoded TIFF page: its size, coding and the resolution to lay it out at."""
+
+    width: int
+    height: int
+    coding: str
+    dpi: tuple[float, float]
+    dpi_assumed: bool
+
+
+def inspect_tiff(path) -> list[FaxPage]:
+    """Decode every page of the TIFF at PATH and return what each page is."""
+    file_size = os.path.getsize(path)
+    try:
+        with Image.open(path) as image:
+            return [
+                check_tiff_page(image, index, path, file_size)
+                for index in range(image.n_frames)
+            ]
+    except PIL_ERRORS as exc:
+        raise MediaError(f"not a fax: the TIFF structure is damaged ({exc})") from exc
+
+
+def check_tiff_page(image, index: int, path, file_size: int) -> FaxPage:
+    """Seek IMAGE to page INDEX, check it is a decodable bilevel page, describe it."""
+    image.seek(index)
+    number = index + 1
+    if image.mode != "1":
+        mode = MODE_NAMES.get(image.mode, f"mode {image.mode}")
+        raise MediaError(f"not a fax: TIFF page {number} is {mode}, a fax is bilevel")
+    tags = image.tag_v2
+    check_strip_table(tags, number, file_size)
+    compression = tags.get(TAG_COMPRESSION, 1)
+    if compression == 3 and tags.get(TAG_T4_OPTIONS, 0) & T4_FILL_BITS:
+        check_leading_eol(path, tags, number)
+    try:
+        image.load()
+    except PIL_ERRORS as exc:
+        what = "CCITT" if compression in CCITT_COMPRESSIONS else "image"
+        raise MediaError(
+            f"fax page {number} cannot be decoded: {exc} (corrupt {what} data)"
+        ) from exc
+    dpi, assumed = read_page_dpi(tags, image.size)
+    return FaxPage(image.width, image.height, describe_coding(tags), dpi, assumed)
+
+
+def check_strip_table(tags, number: int, file_size: int) -> None:
+    """Refuse a page whose strips are missing or lie beyond the end of the file.
+
+    Pillow does not notice either: it hands back the previous page's pixels.
+    """
+    offsets = tags.get(TAG_STRIP_OFFSETS) or tags.get(TAG_TILE_OFFSETS)
+    counts = tags.get(TAG_STRIP_BYTE_COUNTS) or tags.get(TAG_TILE_BYTE_COUNTS)
+    if not offsets or not counts or len(offsets) != len(counts):
+        raise MediaError(f"fax page {number} is damaged: its strip table is missing")
+    end = max(offset + count for offset, count in zip(offsets, counts, strict=True))
+    if end > file_size:
+        raise MediaError(
+            f"fax page {number} is truncated: its data ends at byte {end}, "
+            f"the file has {file_size}"
+        )
+
+
+def check_leading_eol(path, tags, number: int) -> None:
+    """Refuse G3 data whose tags promise byte-aligned EOL codes it does not start with.
+
+    libtiff decodes such mislabelled data into noise without reporting an error.
+    """
+    offsets = tags.get(TAG_STRIP_OFFSETS) or tags.get(TAG_TILE_OFFSETS)
+    with open(path, "rb") as stream:
+        stream.seek(offsets[0])
+        head = stream.read(64)
+    if tags.get(TAG_FILL_ORDER, 1) == 2:
+        head = head.translate(BIT_REVERSED)
+    rest = head.lstrip(b"\0")
+    if len(rest) == len(head) or not rest.startswith(b"\x01"):
+        raise MediaError(
+            f"fax page {number} cannot be decoded: the tags say G3 with byte-aligned "
+            "EOL codes but the data has none (mislabelled compression)"
+        )
+
+
+def describe_coding(tags) -> str:
+    """Return a short name for the compression of the page with TAGS."""
+    compression = tags.get(TAG_COMPRESSION, 1)
+    if compression == 3:
+        two_d = tags.get(TAG_T4_OPTIONS, 0) & T4_2D_ENCODING
+        return "CCITT G3 2-D" if two_d else "CCITT G3 1-D"
+    return COMPRESSION_NAMES.get(compression, f"compression {compression}")
+
+
+def read_page_dpi(tags, size: tuple[int, int]) -> tuple[tuple[float, float], bool]:
+    """Return the page's (x, y) dpi and whether it had to be assumed."""
+    unit = tags.get(TAG_RESOLUTION_UNIT)
+    xres = read_positive(tags.get(TAG_X_RESOLUTION))
+    yres = read_positive(tags.get(TAG_Y_RESOLUTION))
+    if unit in (2, 3) and xres and yres:
+        scale = 2.54 if unit == 3 else 1.0
+        return (xres * scale, yres * scale), False
+    return assume_fax_dpi(*size), True
+
+
+def read_positive(value) -> float | None:
+    """Return VALUE as a positive finite float, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def assume_fax_dpi(width: int, height: int) -> tuple[float, float]:
+    """Return the fax resolution a page of WIDTH x HEIGHT pixels most likely has."""
+    fine = height > FINE_ROWS_PER_1728 * width / 1728
+    return FAX_XDPI, FAX_FINE_YDPI if fine else FAX_NORMAL_YDPI
+
+
+def describe_tiff(pages: list[FaxPage]) -> str:
+    """Return the detail line for a TIFF fax, e.g. "CCITT G4, 204x196 dpi, 1 page"."""
+    first = pages[0]
+    dpi = f"{first.dpi[0]:g}x{first.dpi[1]:g} dpi"
+    if first.dpi_assumed:
+        dpi += " (assumed)"
+    return f"{first.coding}, {dpi}, {describe_page_count(len(pages))}"
+
+
+def describe_page_count(count: int) -> str:
+    """Return "1 page" or "N pages"."""
+    return "1 page" if count == 1 else f"{count} pages"
+
+
+def inspect_pdf(path) -> tuple[int, str]:
+    """Return the page count and PDF version of the unencrypted PDF at PATH."""
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            raise MediaError(
+                "not a fax: the PDF is encrypted; send it without a password"
+            )
+        count = len(reader.pages)
+        version = reader.pdf_header.removeprefix("%PDF-")
+    except PDF_ERRORS as exc:
+        raise MediaError(f"not a fax: the PDF cannot be read ({exc})") from exc
+    if count == 0:
+        raise MediaError("not a fax: the PDF has no pages")
+    return count, version
+
+
+def convert_tiff_to_pdf(path, pages: list[FaxPage]) -> bytes:
+    """Return a PDF of the decoded TIFF at PATH, one page per TIFF page."""
+    with open(path, "rb") as stream:
+        data = stream.read()
+    try:
+        pdf = run_img2pdf(data, pages)
+    except IMG2PDF_ERRORS as exc:
+        log.info(
+            "img2pdf refused %s (%s); re-encoding its pages with Pillow", path, exc
+        )
+        pdf = run_img2pdf(reencode_pages(path, len(pages)), pages)
+    check_pdf_page_count(pdf, len(pages))
+    return pdf
+
+
+def run_img2pdf(images, pages: list[FaxPage]) -> bytes:
+    """Convert IMAGES (TIFF bytes or a list of page images) with each page's dpi."""
+    return img2pdf.convert(
+        images,
+        layout_fun=make_layout([page.dpi for page in pages]),
+        rotation=img2pdf.Rotation.ifvalid,
+        allow_oversized=True,
+    )
+
+
+def make_layout(dpis: list[tuple[float, float]]):
+    """Return an img2pdf layout function that sizes the Nth page by the Nth dpi.
+
+    img2pdf calls it once per frame, in page order, after reading all frames.
+    """
+    remaining = iter(dpis)
+
+    def lay_out_page(width_px, height_px, ndpi):
+        return img2pdf.default_layout_fun(width_px, height_px, next(remaining, ndpi))
+
+    return lay_out_page
+
+
+def reencode_pages(path, count: int) -> list[bytes]:
+    """Return every page of the TIFF at PATH as a lossless bilevel PNG."""
+    encoded = []
+    try:
+        with Image.open(path) as image:
+            for index in range(count):
+                image.seek(index)
+                buffer = io.BytesIO()
+                image.convert("1", dither=Image.Dither.NONE).save(buffer, "PNG")
+                encoded.append(buffer.getvalue())
+    except PIL_ERRORS as exc:
+        raise MediaError(f"cannot convert this fax to PDF: {exc}") from exc
+    return encoded
+
+
+def check_pdf_page_count(pdf: bytes, expected: int) -> None:
+    """Refuse a converted PDF that does not have EXPECTED pages."""
+    try:
+        count = len(PdfReader(io.BytesIO(pdf)).pages)
+    except PDF_ERRORS as exc:
+        raise MediaError(
+            f"cannot convert this fax to PDF: output unreadable ({exc})"
+        ) from exc
+    if count != expected:
+        raise MediaError(
+            f"cannot convert this fax to PDF: {count} pages written, "
+            f"{expected} expected"
+        )
+
+
+def convert_pdf_to_tiff(path) -> bytes:
+    """Return a G4 TIFF of a PDF whose every page is one CCITT fax image."""
+    try:
+        reader = PdfReader(path)
+        extracted = [
+            extract_fax_image(page, number)
+            for number, page in enumerate(reader.pages, start=1)
+        ]
+    except PDF_ERRORS + PIL_ERRORS as exc:
+        raise MediaError(f"cannot convert this PDF to TIFF: {exc}") from exc
+    resolutions = {dpi for _, dpi in extracted}
+    if len(resolutions) > 1:
+        raise MediaError(
+            "cannot convert this PDF to TIFF: its pages have different resolutions"
+        )
+    images = [image for image, _ in extracted]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format="TIFF",
+        save_all=True,
+        append_images=images[1:],
+        compression="group4",
+        dpi=resolutions.pop(),
+    )
+    return buffer.getvalue()
+
+
+def extract_fax_image(page, number: int) -> tuple[Image.Image, tuple[int, int]]:
+    """Return the one CCITT image on PAGE, bilevel, and its dpi on the page."""
+    xobjects = resolve(resolve(page.get("/Resources")).get("/XObject"))
+    candidates = [resolve(item) for item in xobjects.values()]
+    images = [item for item in candidates if item.get("/Subtype") == "/Image"]
+    if len(images) != 1:
+        raise MediaError(
+            f"cannot convert this PDF to TIFF: page {number} has {len(images)} "
+            "images, not one fax image"
+        )
+    filters = images[0].get("/Filter")
+    names = [filters] if isinstance(filters, str) else list(filters or [])
+    if names != ["/CCITTFaxDecode"]:
+        raise MediaError(
+            f"cannot convert this PDF to TIFF: page {number} is not a CCITT fax image "
+            f"(filter {' '.join(names) or 'none'})"
+        )
+    image = images[0].decode_as_image().convert("1", dither=Image.Dither.NONE)
+    points = 72 / float(page.user_unit)
+    box = page.mediabox
+    dpi = (
+        round(image.width * points / float(box.width)),
+        round(image.height * points / float(box.height)),
+    )
+    return image, dpi
+
+
+def resolve(value):
+    """Return the PDF object VALUE points to, or an empty dict for None."""
+    return {} if value is None else value.get_object()

@@ -1,0 +1,104 @@
+"""Reading stored messages: plain values, listings and export."""
+
+from __future__ import annotations
+
+import os
+
+from . import content, db
+from .errors import UmsError
+from .model import Message
+
+
+def to_model(app, row: db.Message) -> Message:
+    """Return the plain value plugins receive for a message row."""
+    user = (
+        db.User.get_or_none(db.User.email == row.recipient) if row.recipient else None
+    )
+    return Message(
+        id=row.id,
+        kind=row.kind,
+        direction=row.direction,
+        called=row.called,
+        sender=row.sender,
+        sender_raw=row.sender_raw,
+        sender_name=row.sender_name,
+        station_id=row.station_id,
+        received_at=row.received_at,
+        recipient=row.recipient,
+        recipient_name=user.name if user else "",
+        recipient_language=user.language if user else app.config.get("language"),
+        default_recipient=row.default_recipient,
+        location=row.location,
+        state=row.state,
+        pages=row.pages,
+        duration=row.duration,
+        text=row.text,
+        content_path=app.path(row.content_name) if row.content_name else None,
+        content_type=row.content_type,
+    )
+
+
+def get_message_row(message_id: int) -> db.Message:
+    """Return the row of message MESSAGE_ID or raise a clear error."""
+    row = db.Message.get_or_none(db.Message.id == message_id)
+    if row is None:
+        raise UmsError(
+            f"no message {message_id}", hint="'ums messages list' shows them"
+        )
+    return row
+
+
+def describe_message(row: db.Message) -> dict:
+    """Return the JSON-able summary of a message row."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "direction": row.direction,
+        "sender": row.sender,
+        "sender_raw": row.sender_raw,
+        "sender_name": row.sender_name,
+        "called": row.called,
+        "recipient": row.recipient,
+        "default_recipient": row.default_recipient,
+        "location": row.location,
+        "state": row.state,
+        "received_at": row.received_at.isoformat(),
+        "pages": row.pages,
+        "duration": row.duration,
+        "station_id": row.station_id,
+        "text": row.text,
+        "content_type": row.content_type,
+        "content_size": row.content_size,
+        "archived": bool(row.archive_ref),
+        "error": row.error,
+    }
+
+
+def list_messages(user: str | None = None, limit: int = 1000) -> list[db.Message]:
+    """Return the newest messages first, optionally only those of USER."""
+    query = db.Message.select().order_by(db.Message.id.desc()).limit(limit)
+    if user:
+        query = query.where(db.Message.recipient == user.strip().lower())
+    return list(query)
+
+
+def export_message(app, message_id: int, folder: str) -> list[str]:
+    """Write the content, the SMS text and the metadata of a message to FOLDER."""
+    import json
+
+    row = get_message_row(message_id)
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    base = os.path.join(folder, f"ums-{row.id}-{row.kind}")
+    if row.content_name:
+        target = base + os.path.splitext(row.content_name)[1]
+        content.export_file(app.home, row.content_name, target)
+        written.append(target)
+    if row.kind == "sms":
+        with open(base + ".txt", "w", encoding="utf-8") as handle:
+            handle.write(row.text + "\n")
+        written.append(base + ".txt")
+    with open(base + ".json", "w", encoding="utf-8") as handle:
+        json.dump(describe_message(row), handle, indent=2, ensure_ascii=False)
+    written.append(base + ".json")
+    return written

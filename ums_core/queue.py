@@ -1,0 +1,207 @@
+"""Jobs: work that talks to the outside, claimed with a lease and retried.
+
+A job is claimed by setting its lease; a worker that dies loses the lease
+when it expires and another run takes the job again. Temporary failures are
+retried after the delays in ``retry.schedule``; when they run out, or on a
+permanent failure, the job fails for good and its message stays stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import attrs
+import peewee as pw
+
+from . import db
+from .context import PluginContext
+from .errors import UmsError
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 300
+MAX_JOBS_PER_RUN = 100000
+
+
+class JobFailure(Exception):
+    """A job failed; ``permanent`` says whether to retry it."""
+
+    def __init__(self, reason: str, permanent: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@attrs.define
+class RunSummary:
+    """What one run of the worker did."""
+
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def _handlers():
+    from . import delivery
+
+    return {
+        "deliver_message": delivery.deliver_message,
+        "send_mail": delivery.send_mail,
+    }
+
+
+def _claimable(now: dt.datetime):
+    due = (db.Job.state == "queued") & (db.Job.due_at <= now)
+    stale = (db.Job.state == "running") & (db.Job.lease_expires < now)
+    return due | stale
+
+
+def claim_jobs(app, limit: int, only_id: int | None = None) -> list[db.Job]:
+    """Lease up to LIMIT due jobs to this node and return them."""
+    now = db.utcnow()
+    expires = now + dt.timedelta(seconds=LEASE_SECONDS)
+    with db.write_transaction():
+        query = db.Job.select().where(_claimable(now))
+        if only_id is not None:
+            query = db.Job.select().where(
+                (db.Job.id == only_id) & (db.Job.state == "queued")
+            )
+        query = query.order_by(db.Job.due_at, db.Job.id).limit(limit)
+        if not isinstance(app.database, pw.SqliteDatabase):
+            query = query.for_update(skip_locked=True)
+        ids = [job.id for job in query]
+        if ids:
+            db.Job.update(
+                state="running",
+                lease_owner=app.node,
+                lease_expires=expires,
+                attempts=db.Job.attempts + 1,
+            ).where(db.Job.id.in_(ids)).execute()
+    return list(db.Job.select().where(db.Job.id.in_(ids)).order_by(db.Job.id))
+
+
+def finish_job(job: db.Job) -> None:
+    """Mark JOB done (inside the caller's transaction, if any)."""
+    db.Job.update(state="done", finished_at=db.utcnow(), last_error="").where(
+        db.Job.id == job.id
+    ).execute()
+
+
+def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
+    schedule = app.config.get("retry.schedule")
+    if failure.permanent or job.attempts > len(schedule):
+        _fail_job(app, job, failure.reason)
+        return "failed"
+    delay = schedule[job.attempts - 1]
+    due = db.utcnow() + dt.timedelta(seconds=delay)
+    db.Job.update(
+        state="queued", due_at=due, last_error=failure.reason, lease_owner=None
+    ).where(db.Job.id == job.id).execute()
+    log.warning(
+        "%s: job %d (%s) attempt %d failed, retry in %ds: %s",
+        _subject(job),
+        job.id,
+        job.kind,
+        job.attempts,
+        delay,
+        failure.reason,
+    )
+    return "retried"
+
+
+def _fail_job(app, job: db.Job, reason: str) -> None:
+    from . import delivery
+
+    with db.write_transaction():
+        db.Job.update(state="failed", last_error=reason, finished_at=db.utcnow()).where(
+            db.Job.id == job.id
+        ).execute()
+    log.error(
+        "%s: job %d (%s) failed for good: %s", _subject(job), job.id, job.kind, reason
+    )
+    delivery.handle_final_failure(app, db.Job.get_by_id(job.id), reason)
+
+
+def _subject(job: db.Job) -> str:
+    if job.message_id:
+        return f"msg {job.message_id}"
+    return f"mail {job.mail_id}"
+
+
+def run_job(app, job: db.Job) -> str:
+    """Run one claimed job; return 'done', 'retried' or 'failed'."""
+    handler = _handlers().get(job.kind)
+    try:
+        if handler is None:
+            raise JobFailure(f"no handler for job kind {job.kind!r}", permanent=True)
+        handler(app, job)
+    except JobFailure as failure:
+        return _retry_or_fail(app, job, failure)
+    except UmsError as exc:
+        return _retry_or_fail(app, job, JobFailure(exc.message))
+    except Exception as exc:  # a plugin or library bug must not kill the worker
+        log.exception("%s: job %d crashed", _subject(job), job.id)
+        return _retry_or_fail(app, job, JobFailure(f"{type(exc).__name__}: {exc}"))
+    return "done"
+
+
+def run_job_now(app, job_id: int) -> str | None:
+    """Claim and run job JOB_ID at once if it is still queued."""
+    jobs = claim_jobs(app, 1, only_id=job_id)
+    return run_job(app, jobs[0]) if jobs else None
+
+
+def run_due_jobs(app, max_jobs: int = MAX_JOBS_PER_RUN) -> RunSummary:
+    """Run every due job in batches until none is due; return the counts."""
+    summary = RunSummary()
+    batch = app.config.get("smtp.batch_size")
+    handled = 0
+    while handled < max_jobs:
+        jobs = claim_jobs(app, min(batch, max_jobs - handled))
+        if not jobs:
+            break
+        for job in jobs:
+            outcome = run_job(app, job)
+            setattr(summary, outcome, getattr(summary, outcome) + 1)
+        handled += len(jobs)
+    app.hook.ums_queue_drained(ctx=PluginContext(app))
+    return summary
+
+
+def retry_job(job_id: int) -> db.Job:
+    """Make job JOB_ID due now again (a failed one gets a fresh start)."""
+    with db.write_transaction():
+        job = db.Job.get_or_none(db.Job.id == job_id)
+        if job is None:
+            raise UmsError(f"no job {job_id}", hint="'ums queue list' shows the jobs")
+        if job.state == "done":
+            raise UmsError(f"job {job_id} is already done")
+        attempts = 0 if job.state == "failed" else job.attempts
+        db.Job.update(
+            state="queued", due_at=db.utcnow(), attempts=attempts, lease_owner=None
+        ).where(db.Job.id == job_id).execute()
+    log.info("%s: job %d queued again by the admin", _subject(job), job_id)
+    return db.Job.get_by_id(job_id)
+
+
+def list_jobs(include_done: bool = False) -> list[db.Job]:
+    """Return the jobs not done (or all), oldest first."""
+    query = db.Job.select().order_by(db.Job.id)
+    if not include_done:
+        query = query.where(db.Job.state != "done")
+    return list(query)
+
+
+def describe_job(job: db.Job) -> dict:
+    """Return the JSON-able summary of a job."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "message": job.message_id,
+        "mail": job.mail_id,
+        "state": job.state,
+        "attempts": job.attempts,
+        "due_at": job.due_at.isoformat(),
+        "last_error": job.last_error,
+    }

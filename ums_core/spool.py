@@ -1,0 +1,172 @@
+"""The spool folder: how other programs hand messages to ``ums serve``.
+
+An entry is one content file plus one metadata file, ``NAME.json``. Writers
+create both in ``spool/tmp/``, rename the content file into ``spool/new/``
+first and the metadata file last; the watcher reads only ``new/*.json``.
+The metadata file is a JSON object::
+
+    {"kind": "fax", "from": "+4930555010", "to": "+4989123456",
+     "name": "Example GmbH", "station_id": "+49 30 555010",
+     "received_at": "2026-12-04T08:15:00+01:00", "content": "NAME.tif"}
+
+``content`` names the content file in the same folder (fax and voice);
+an SMS has ``"text"`` instead. After the message is committed both files
+are removed. An entry that cannot be taken is moved to ``spool/bad/`` with
+``NAME.reason.txt`` beside it; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+import shutil
+
+import attrs
+
+from .content import fsync_dir
+from .errors import UmsError
+from .intake import receive_message
+from .model import IncomingMessage
+
+log = logging.getLogger(__name__)
+
+MAX_META_BYTES = 64 * 1024
+
+
+@attrs.frozen
+class SpoolOutcome:
+    """What happened to one spool entry."""
+
+    entry: str
+    message_id: int | None
+    error: str = ""
+
+
+def spool_folder(home: str, part: str) -> str:
+    """Return the spool sub-folder PART (tmp, new or bad) of instance HOME."""
+    return os.path.join(home, "spool", part)
+
+
+def submit_to_spool(home: str, meta: dict, content_path: str | None = None) -> str:
+    """Hand a message to the spool of HOME the documented way; return its name."""
+    name = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S-")
+    name += secrets.token_hex(6)
+    tmp, new = spool_folder(home, "tmp"), spool_folder(home, "new")
+    meta = dict(meta)
+    if content_path:
+        extension = os.path.splitext(content_path)[1].lower()[:8]
+        meta["content"] = name + extension
+        shutil.copyfile(content_path, os.path.join(tmp, meta["content"]))
+        _fsync_file(os.path.join(tmp, meta["content"]))
+        os.replace(
+            os.path.join(tmp, meta["content"]), os.path.join(new, meta["content"])
+        )
+    with open(os.path.join(tmp, name + ".json"), "w", encoding="utf-8") as handle:
+        json.dump(meta, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(os.path.join(tmp, name + ".json"), os.path.join(new, name + ".json"))
+    fsync_dir(new)
+    return name
+
+
+def _fsync_file(path: str) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def scan_spool(app, limit: int = 1000) -> list[SpoolOutcome]:
+    """Take up to LIMIT entries from spool/new, oldest name first."""
+    new = spool_folder(app.home, "new")
+    names = sorted(n for n in os.listdir(new) if n.endswith(".json"))[:limit]
+    return [take_entry(app, name[: -len(".json")]) for name in names]
+
+
+def take_entry(app, name: str) -> SpoolOutcome:
+    """Commit the spool entry NAME, or move it aside with the reason."""
+    new = spool_folder(app.home, "new")
+    meta_path = os.path.join(new, name + ".json")
+    try:
+        meta = _read_meta(meta_path)
+        incoming, content = _incoming_from_meta(meta, new)
+        ref = "spool:" + name
+        message_id = receive_message(app, incoming, run_now=False, source_ref=ref)
+    except UmsError as exc:
+        _move_aside(app, name, meta_path, exc.message)
+        return SpoolOutcome(name, None, exc.message)
+    os.unlink(meta_path)
+    if content:
+        os.unlink(content)
+    return SpoolOutcome(name, message_id)
+
+
+def _read_meta(path: str) -> dict:
+    if os.path.getsize(path) > MAX_META_BYTES:
+        raise UmsError("metadata file is larger than 64 KiB")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UmsError(f"metadata is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise UmsError("metadata must be a JSON object")
+    return meta
+
+
+def _incoming_from_meta(meta: dict, folder: str) -> tuple[IncomingMessage, str | None]:
+    kind = meta.get("kind")
+    if kind not in ("fax", "voice", "sms"):
+        raise UmsError(f"metadata 'kind' must be fax, voice or sms, not {kind!r}")
+    content = None
+    if kind != "sms":
+        content = _content_path(meta.get("content"), folder)
+    for key in ("from", "to", "name", "station_id", "text", "received_at"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise UmsError(f"metadata {key!r} must be a string")
+    if not meta.get("to"):
+        raise UmsError("metadata needs 'to', the called number")
+    incoming = IncomingMessage(
+        kind=kind,
+        called=meta["to"],
+        sender=meta.get("from"),
+        sender_name=meta.get("name") or "",
+        station_id=meta.get("station_id") or "",
+        received_at=_parse_time(meta.get("received_at")),
+        text=meta.get("text") or "",
+        content_path=content,
+    )
+    return incoming, content
+
+
+def _content_path(name, folder: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise UmsError("metadata needs 'content', the content file's name")
+    if os.path.basename(name) != name or name.startswith(".") or "\0" in name:
+        raise UmsError(f"content name {name!r} must be a plain file name")
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        raise UmsError(f"content file {name} is missing")
+    return path
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UmsError(f"received_at {text!r} is not an ISO 8601 time") from None
+
+
+def _move_aside(app, name: str, meta_path: str, reason: str) -> None:
+    new, bad = spool_folder(app.home, "new"), spool_folder(app.home, "bad")
+    for entry in sorted(os.listdir(new)):
+        if entry == name + ".json" or entry.startswith(name + "."):
+            os.replace(os.path.join(new, entry), os.path.join(bad, entry))
+    with open(os.path.join(bad, name + ".reason.txt"), "w", encoding="utf-8") as out:
+        out.write(reason + "\n")
+    fsync_dir(bad)
+    log.error("spool entry %s refused and moved to spool/bad: %s", name, reason)

@@ -1,0 +1,144 @@
+"""SMTP out: one connection reused for a batch, STARTTLS, AUTH, timeouts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import stat
+import time
+
+from .errors import UmsError
+from .model import Mail, SendResult
+
+log = logging.getLogger(__name__)
+
+IDLE_CHECK_SECONDS = 20.0
+
+
+class SmtpTransport:
+    """Send e-mails to the configured relay, keeping the connection open."""
+
+    def __init__(self, config):
+        self.config = config
+        self._smtp: smtplib.SMTP | None = None
+        self._last_used = 0.0
+
+    def send(self, mail: Mail) -> SendResult:
+        """Send MAIL; classify every failure as temporary or permanent."""
+        if not self.config.get("smtp.host"):
+            return SendResult(False, False, None, "no mail server set (smtp.host)")
+        try:
+            smtp = self._connection()
+            refused = smtp.sendmail(mail.sender, list(mail.recipients), mail.data)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return self._refused(exc.recipients)
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            return _result_for_code(exc.smtp_code, _text(exc.smtp_error))
+        except UmsError as exc:
+            self.close()
+            return SendResult(False, False, None, exc.message)
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            return SendResult(False, False, None, f"{type(exc).__name__}: {exc}")
+        self._last_used = time.monotonic()
+        if refused:
+            return self._refused(refused)
+        return SendResult(True, code=250, detail="accepted")
+
+    def close(self) -> None:
+        """Close the connection, if any."""
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self._smtp.close()
+            self._smtp = None
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None and not self._still_alive():
+            self.close()
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def _still_alive(self) -> bool:
+        if time.monotonic() - self._last_used < IDLE_CHECK_SECONDS:
+            return True
+        try:
+            return self._smtp.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
+    def _connect(self) -> smtplib.SMTP:
+        get = self.config.get
+        smtp = smtplib.SMTP(timeout=get("smtp.timeout"))
+        try:
+            smtp.connect(get("smtp.host"), get("smtp.port"))
+            smtp.ehlo(socket.getfqdn())
+            self._start_tls(smtp)
+            if get("smtp.user"):
+                smtp.login(get("smtp.user"), read_password(get("smtp.password_file")))
+        except BaseException:
+            smtp.close()
+            raise
+        log.info("connected to mail server %s:%s", get("smtp.host"), get("smtp.port"))
+        return smtp
+
+    def _start_tls(self, smtp: smtplib.SMTP) -> None:
+        policy = self.config.get("smtp.starttls")
+        if policy == "off":
+            return
+        if not smtp.has_extn("starttls"):
+            if policy == "required":
+                raise UmsError("the mail server offers no STARTTLS (smtp.starttls)")
+            return
+        cafile = self.config.get("smtp.ca_file") or None
+        smtp.starttls(context=ssl.create_default_context(cafile=cafile))
+        smtp.ehlo(socket.getfqdn())
+
+    def _refused(self, refused: dict) -> SendResult:
+        self._reset()
+        codes = [code for code, _ in refused.values()]
+        detail = "; ".join(
+            f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in refused.items()
+        )
+        permanent = all(500 <= code < 600 for code in codes)
+        return SendResult(False, permanent, max(codes), detail)
+
+    def _reset(self) -> None:
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+
+def _result_for_code(code: int, text: str) -> SendResult:
+    return SendResult(False, 500 <= code < 600, code, f"{code} {text}")
+
+
+def _text(raw) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    return str(raw)
+
+
+def read_password(path: str) -> str:
+    """Return the SMTP password from PATH, which must be owner-only."""
+    if not path:
+        raise UmsError("smtp.user is set but smtp.password_file is not")
+    try:
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise UmsError(
+                f"{path} is readable by others", hint=f"run: chmod 600 {path}"
+            )
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise UmsError(f"cannot read smtp.password_file: {exc.strerror}") from None

@@ -1,0 +1,141 @@
+"""Users and the numbers they own."""
+
+from __future__ import annotations
+
+import logging
+
+import peewee as pw
+
+from . import db
+from .config import parse_email
+from .errors import UmsError
+from .model import User
+from .numbers import SiteRules, normalize_number
+
+log = logging.getLogger(__name__)
+
+NUMBER_KINDS = ("fax", "voice", "sms")
+
+
+def normalize_email(text: str) -> str:
+    """Return EMAIL in the form ums stores (lower case); refuse a bad one."""
+    try:
+        return parse_email(text).lower()
+    except ValueError as exc:
+        raise UmsError(f"bad e-mail address {text!r}: {exc}") from None
+
+
+def to_model(row: db.User) -> User:
+    """Return the plain value of a user row, with its numbers."""
+    ordered = sorted(row.numbers, key=lambda number: number.id)
+    numbers = tuple((n.kind, n.e164) for n in ordered)
+    return User(
+        email=row.email,
+        name=row.name,
+        language=row.language,
+        active=row.active,
+        numbers=numbers,
+    )
+
+
+def add_user(
+    email: str,
+    rules: SiteRules,
+    name: str = "",
+    language: str = "en",
+    numbers: dict[str, list[str]] | None = None,
+) -> User:
+    """Create an active user owning NUMBERS ({kind: [number, ...]})."""
+    email = normalize_email(email)
+    owned = _normalize_numbers(numbers or {}, rules)
+    with db.write_transaction():
+        if db.User.get_or_none(db.User.email == email):
+            raise UmsError(f"user {email} already exists")
+        _check_numbers_free([e164 for _, e164 in owned], exclude=None)
+        row = db.User.create(email=email, name=name.strip(), language=language)
+        for kind, e164 in owned:
+            db.Number.create(user=row, kind=kind, e164=e164)
+    log.info("user %s added with %d numbers", email, len(owned))
+    return to_model(row)
+
+
+def _normalize_numbers(numbers: dict[str, list[str]], rules) -> list[tuple[str, str]]:
+    owned: list[tuple[str, str]] = []
+    for kind, texts in numbers.items():
+        if kind not in NUMBER_KINDS:
+            raise UmsError(f"unknown number kind {kind!r}")
+        for text in texts:
+            pair = (kind, normalize_number(text, rules))
+            if pair not in owned:
+                owned.append(pair)
+    return owned
+
+
+def _check_numbers_free(e164s: list[str], exclude: db.User | None) -> None:
+    if not e164s:
+        return
+    query = (
+        db.Number.select(db.Number, db.User)
+        .join(db.User)
+        .where(db.Number.e164.in_(e164s) & (db.User.active == True))  # noqa: E712
+    )
+    for number in query:
+        if exclude is None or number.user.id != exclude.id:
+            raise UmsError(
+                f"{number.e164} already belongs to {number.user.email}",
+                hint="two active users cannot own the same number",
+            )
+
+
+def get_user_row(email: str) -> db.User:
+    """Return the row of user EMAIL or raise a clear error."""
+    row = db.User.get_or_none(db.User.email == normalize_email(email))
+    if row is None:
+        raise UmsError(f"no user {email}", hint="'ums users list' shows the users")
+    return row
+
+
+def list_users() -> list[User]:
+    """Return every user, ordered by e-mail address."""
+    rows = db.User.select().order_by(db.User.email)
+    return [to_model(row) for row in pw.prefetch(rows, db.Number)]
+
+
+def enable_user(email: str) -> User:
+    """Make user EMAIL active again, if none of their numbers is taken."""
+    with db.write_transaction():
+        row = get_user_row(email)
+        _check_numbers_free([n.e164 for n in row.numbers], exclude=row)
+        row.active = True
+        row.save()
+    log.info("user %s enabled", row.email)
+    return to_model(row)
+
+
+def disable_user(email: str) -> User:
+    """Make user EMAIL inactive: their messages go to the default recipient."""
+    with db.write_transaction():
+        row = get_user_row(email)
+        row.active = False
+        row.save()
+    log.info("user %s disabled", row.email)
+    return to_model(row)
+
+
+def remove_user(email: str) -> None:
+    """Delete user EMAIL and their numbers; their messages stay."""
+    with db.write_transaction():
+        row = get_user_row(email)
+        row.delete_instance(recursive=False)
+    log.info("user %s removed", row.email)
+
+
+def find_active_owner(e164: str) -> User | None:
+    """Return the active user who owns the number E164, or None."""
+    row = (
+        db.User.select()
+        .join(db.Number)
+        .where((db.Number.e164 == e164) & (db.User.active == True))  # noqa: E712
+        .first()
+    )
+    return to_model(row) if row else None
