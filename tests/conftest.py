@@ -41,6 +41,7 @@ class SinkHandler:
         self.messages = []
         self.rcpt_reply = None
         self.refuse = {}
+        self.sessions = []
         self.data_reply = None
         self.lock = threading.Lock()
 
@@ -56,6 +57,9 @@ class SinkHandler:
         if self.data_reply:
             return self.data_reply
         with self.lock:
+            self.sessions.append(
+                (session.peer, bool(session.ssl), session.authenticated)
+            )
             self.messages.append(
                 (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
             )
@@ -72,14 +76,19 @@ class SinkHandler:
 class SmtpSink:
     """A real aiosmtpd server on 127.0.0.1 that can be stopped and restarted."""
 
-    def __init__(self):
+    def __init__(self, **smtp_options):
         self.port = free_port()
         self.handler = SinkHandler()
         self.controller = None
+        self.options = smtp_options
 
     def start(self):
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            enable_SMTPUTF8=True,
+            **self.options,
         )
         self.controller.start()
 

@@ -94,7 +94,8 @@ def read_ccitt_strip(compression: str, height: int = 200) -> bytes:
 
 def build_tiff(strip: bytes, width: int = 1728, height: int = 200, **tags) -> bytes:
     """Return a one-strip little-endian TIFF; TAGS like t259=3 override, None drops."""
-    entries = {256: width, 257: height, 258: 1, 259: 2, 262: 0, 277: 1, 278: height}
+    # Pillow encodes its strips for Photometric 1 (MinIsBlack).
+    entries = {256: width, 257: height, 258: 1, 259: 2, 262: 1, 277: 1, 278: height}
     entries.update({279: len(strip), 282: 204, 283: 98, 296: 2})
     entries.update({int(name[1:]): value for name, value in tags.items()})
     entries[273] = 0
@@ -351,6 +352,21 @@ def test_fax_to_pdf_reencodes_pages_img2pdf_refuses(tmp_path, monkeypatch, g4_fi
     assert sizes == [pytest.approx((609.9, 839.8), abs=0.5)] * 3
 
 
+@pytest.mark.parametrize("photometric", [0, 1, None])
+@pytest.mark.parametrize(
+    ("compression", "encoder"), [(2, "tiff_ccitt"), (3, "group3"), (4, "group4")]
+)
+def test_fax_to_pdf_keeps_the_pixels(tmp_path, compression, encoder, photometric):
+    """Every CCITT coding and polarity reaches the PDF unchanged, img2pdf or not."""
+    strip = read_ccitt_strip(encoder)
+    data = build_tiff(strip, t259=compression, t262=photometric)
+    source = write_bytes(tmp_path, "fax.tif", data)
+    fax_to_pdf(source, tmp_path / "fax.pdf")
+    fax_to_tiff(tmp_path / "fax.pdf", tmp_path / "back.tif")
+    with Image.open(source) as original, Image.open(tmp_path / "back.tif") as back:
+        assert back.tobytes() == original.tobytes()
+
+
 def test_fax_to_pdf_copies_pdf_input(tmp_path, g3_fax):
     fax_to_pdf(g3_fax, tmp_path / "first.pdf")
     assert fax_to_pdf(tmp_path / "first.pdf", tmp_path / "second.pdf") == 2
@@ -477,7 +493,15 @@ def test_probe_voice_accepts_extensible_pcm(tmp_path):
             build_wav((b"fmt ", make_fmt())),
             "voice message has no audio (no data chunk)",
         ),
-        (build_wav((b"fmt ", make_fmt()[:10])), "WAV fmt chunk truncated: 10 of 16"),
+        (build_wav((b"fmt ", make_fmt()[:10])), "WAV fmt chunk is too short: 10 bytes"),
+        (
+            build_wav((b"fmt ", make_fmt()))[:30],
+            "WAV fmt chunk truncated: 10 of 16 bytes present",
+        ),
+        (
+            build_wav((b"fmt ", make_fmt()), (b"LIST", b"x" * 40))[:60],
+            "WAV file truncated inside its 'LIST' chunk, before any audio",
+        ),
         (
             build_wav((b"fmt ", make_fmt()), (b"data", b"")),
             "voice message has no audio (data chunk is empty)",

@@ -96,9 +96,8 @@ def inspect_fax(path) -> tuple[MediaInfo, list[media_fax.FaxPage] | None]:
         if head.startswith(b"%PDF"):
             count, version = media_fax.inspect_pdf(path)
             detail = f"PDF {version}, {media_fax.describe_page_count(count)}"
-            return MediaInfo(
-                "fax", "application/pdf", ".pdf", count, None, detail
-            ), None
+            info = MediaInfo("fax", "application/pdf", ".pdf", count, None, detail)
+            return info, None
         if head[:4] in TIFF_MAGICS:
             pages = media_fax.inspect_tiff(path)
             detail = media_fax.describe_tiff(pages)

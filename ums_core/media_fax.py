@@ -286,14 +286,15 @@ def make_layout(dpis: list[tuple[float, float]]):
 
 
 def reencode_pages(path, count: int) -> list[bytes]:
-    """Return every page of the TIFF at PATH as a lossless bilevel PNG."""
+    """Return every page of the TIFF at PATH as its own lossless G4 TIFF."""
     encoded = []
     try:
         with Image.open(path) as image:
             for index in range(count):
                 image.seek(index)
+                page = image.convert("1", dither=Image.Dither.NONE)
                 buffer = io.BytesIO()
-                image.convert("1", dither=Image.Dither.NONE).save(buffer, "PNG")
+                page.save(buffer, format="TIFF", compression="group4")
                 encoded.append(buffer.getvalue())
     except PIL_ERRORS as exc:
         raise MediaError(f"cannot convert this fax to PDF: {exc}") from exc

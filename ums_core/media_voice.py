@@ -73,7 +73,7 @@ def inspect_wav(path, file_size: int) -> tuple[float, str]:
         check_riff_header(stream.read(12), file_size)
         chunks = walk_chunks(stream, file_size)
     wav_format = parse_fmt(chunks.get(b"fmt "))
-    data = check_data_chunk(chunks.get(b"data"))
+    data = check_data_chunk(chunks)
     duration = measure_duration(wav_format, data, chunks.get(b"fact"))
     return duration, describe_format(wav_format)
 
@@ -111,14 +111,18 @@ def parse_fmt(chunk: Chunk | None) -> WavFormat:
     """Return the format described by the fmt CHUNK, refusing what is unusable."""
     if chunk is None:
         raise MediaError("not a WAV file: it has no fmt chunk")
+    if chunk.present < chunk.declared:
+        raise MediaError(
+            f"WAV fmt chunk truncated: {chunk.present} of {chunk.declared} bytes "
+            "present"
+        )
     if len(chunk.payload) < FMT_SIZE:
         raise MediaError(
-            f"WAV fmt chunk truncated: {len(chunk.payload)} of {FMT_SIZE} bytes present"
+            f"WAV fmt chunk is too short: {len(chunk.payload)} bytes, {FMT_SIZE} needed"
         )
-    wav_format = WavFormat(*struct.unpack("<HHIIHH", chunk.payload[:FMT_SIZE]))
-    if wav_format.tag == WAVE_FORMAT_EXTENSIBLE and len(chunk.payload) >= 26:
-        subformat = struct.unpack("<H", chunk.payload[24:26])[0]
-        wav_format = attrs.evolve(wav_format, tag=subformat)
+    wav_format = unwrap_extensible(
+        WavFormat(*struct.unpack("<HHIIHH", chunk.payload[:FMT_SIZE])), chunk.payload
+    )
     if wav_format.tag not in SUPPORTED_FORMATS:
         name = FORMAT_NAMES.get(wav_format.tag, "unknown codec")
         raise MediaError(
@@ -133,9 +137,23 @@ def parse_fmt(chunk: Chunk | None) -> WavFormat:
     return wav_format
 
 
-def check_data_chunk(chunk: Chunk | None) -> Chunk:
-    """Return the data CHUNK if it holds the audio its header promises."""
+def unwrap_extensible(wav_format: WavFormat, payload: bytes) -> WavFormat:
+    """Return WAV_FORMAT with the real codec of a WAVE_FORMAT_EXTENSIBLE header."""
+    if wav_format.tag != WAVE_FORMAT_EXTENSIBLE or len(payload) < 26:
+        return wav_format
+    return attrs.evolve(wav_format, tag=struct.unpack("<H", payload[24:26])[0])
+
+
+def check_data_chunk(chunks: dict[bytes, Chunk]) -> Chunk:
+    """Return the data chunk if it holds the audio its header promises."""
+    chunk = chunks.get(b"data")
     if chunk is None:
+        cut = [name for name, item in chunks.items() if item.present < item.declared]
+        if cut:
+            raise MediaError(
+                f"WAV file truncated inside its {cut[0].decode('latin-1')!r} chunk, "
+                "before any audio"
+            )
         raise MediaError("voice message has no audio (no data chunk)")
     if chunk.present < chunk.declared:
         raise MediaError(

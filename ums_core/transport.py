@@ -35,6 +35,10 @@ class SmtpTransport:
             refused = smtp.sendmail(mail.sender, list(mail.recipients), mail.data)
         except smtplib.SMTPRecipientsRefused as exc:
             return self._refused(exc.recipients)
+        except smtplib.SMTPAuthenticationError as exc:
+            self.close()
+            detail = f"authentication failed: {exc.smtp_code} {_text(exc.smtp_error)}"
+            return SendResult(False, False, exc.smtp_code, detail)
         except smtplib.SMTPResponseException as exc:
             self._reset()
             return _result_for_code(exc.smtp_code, _text(exc.smtp_error))
@@ -75,10 +79,14 @@ class SmtpTransport:
 
     def _connect(self) -> smtplib.SMTP:
         get = self.config.get
-        smtp = smtplib.SMTP(timeout=get("smtp.timeout"))
+        smtp = smtplib.SMTP(
+            get("smtp.host"),
+            get("smtp.port"),
+            local_hostname=socket.getfqdn(),
+            timeout=get("smtp.timeout"),
+        )
         try:
-            smtp.connect(get("smtp.host"), get("smtp.port"))
-            smtp.ehlo(socket.getfqdn())
+            smtp.ehlo()
             self._start_tls(smtp)
             if get("smtp.user"):
                 smtp.login(get("smtp.user"), read_password(get("smtp.password_file")))
@@ -98,7 +106,7 @@ class SmtpTransport:
             return
         cafile = self.config.get("smtp.ca_file") or None
         smtp.starttls(context=ssl.create_default_context(cafile=cafile))
-        smtp.ehlo(socket.getfqdn())
+        smtp.ehlo()
 
     def _refused(self, refused: dict) -> SendResult:
         self._reset()

@@ -1,0 +1,154 @@
+"""SMTP out: connection reuse, STARTTLS policy, AUTH, password file."""
+
+import os
+import ssl
+
+import pytest
+import trustme
+from aiosmtpd.smtp import AuthResult
+from conftest import SmtpSink, reopen, use_mailserver
+
+from ums_core import db
+from ums_core.intake import receive_message
+from ums_core.model import IncomingMessage
+from ums_core.queue import run_due_jobs
+
+
+def send_sms(app, count=1):
+    for number in range(count):
+        receive_message(
+            app, IncomingMessage(kind="sms", called="+4930999", text=f"{number}")
+        )
+    return run_due_jobs(app)
+
+
+def test_batch_uses_one_connection(home, smtp_sink):
+    use_mailserver(home, smtp_sink)
+    app = reopen(home)
+    summary = send_sms(app, count=5)
+    assert summary.done == 5
+    peers = {peer for peer, _, _ in smtp_sink.handler.sessions}
+    assert len(smtp_sink.handler.messages) == 5 and len(peers) == 1
+
+
+def test_starttls_required_but_not_offered_sends_nothing(home, smtp_sink):
+    use_mailserver(home, smtp_sink, smtp__starttls="required")
+    app = reopen(home)
+    summary = send_sms(app)
+    assert summary.retried == 1 and smtp_sink.handler.messages == []
+    job = db.Job.get(db.Job.kind == "send_mail")
+    assert "offers no STARTTLS" in job.last_error
+
+
+@pytest.fixture(scope="module")
+def certificate_authority():
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_sink(certificate_authority, tmp_path):
+    server_cert = certificate_authority.issue_cert("127.0.0.1", "localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(context)
+    logins = []
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        ok = (auth_data.login, auth_data.password) == (b"ums", b"s3cret-pass")
+        return AuthResult(success=ok, handled=False)
+
+    sink = SmtpSink(
+        tls_context=context,
+        authenticator=authenticate,
+        auth_require_tls=True,
+        auth_exclude_mechanism=["LOGIN"],
+    )
+    sink.logins = logins
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+def write_secret(path, text, mode=0o600):
+    path.write_text(text + "\n")
+    os.chmod(path, mode)
+    return str(path)
+
+
+def test_starttls_and_auth_with_verified_certificate(
+    home, tls_sink, certificate_authority, tmp_path
+):
+    ca_file = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(ca_file))
+    use_mailserver(
+        home,
+        tls_sink,
+        smtp__starttls="required",
+        smtp__ca_file=str(ca_file),
+        smtp__user="ums",
+        smtp__password_file=write_secret(tmp_path / "pw", "s3cret-pass"),
+    )
+    app = reopen(home)
+    summary = send_sms(app)
+    assert summary.failed == 0 and summary.retried == 0
+    [(_, tls, authenticated)] = tls_sink.handler.sessions
+    assert tls and authenticated
+    assert tls_sink.logins == [(b"ums", b"s3cret-pass")]
+
+
+def test_starttls_with_unknown_certificate_is_refused(home, tls_sink):
+    use_mailserver(home, tls_sink, smtp__starttls="required")
+    app = reopen(home)
+    summary = send_sms(app)
+    assert summary.retried == 1 and tls_sink.handler.messages == []
+    assert (
+        "CERTIFICATE_VERIFY_FAILED" in db.Job.get(db.Job.kind == "send_mail").last_error
+    )
+
+
+def test_password_file_readable_by_others_is_refused(
+    home, tls_sink, certificate_authority, tmp_path
+):
+    ca_file = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(ca_file))
+    loose = write_secret(tmp_path / "pw", "s3cret-pass", mode=0o644)
+    use_mailserver(
+        home,
+        tls_sink,
+        smtp__starttls="required",
+        smtp__ca_file=str(ca_file),
+        smtp__user="ums",
+        smtp__password_file=loose,
+    )
+    app = reopen(home)
+    send_sms(app)
+    job = db.Job.get(db.Job.kind == "send_mail")
+    assert "readable by others" in job.last_error and tls_sink.logins == []
+
+
+def test_password_never_reaches_the_log(
+    home, tls_sink, certificate_authority, tmp_path
+):
+    ca_file = tmp_path / "ca.pem"
+    certificate_authority.cert_pem.write_to_path(str(ca_file))
+    use_mailserver(
+        home,
+        tls_sink,
+        smtp__starttls="required",
+        smtp__ca_file=str(ca_file),
+        smtp__user="ums",
+        smtp__timeout="5s",
+        smtp__password_file=write_secret(tmp_path / "pw", "wrong-secret-xyz"),
+    )
+    app = reopen(home)
+    from ums_core.cli import start_file_log
+
+    start_file_log(app.home)
+    send_sms(app)
+    job = db.Job.get(db.Job.kind == "send_mail")
+    assert "authentication failed: 535" in job.last_error and job.state == "queued"
+    for name in ("log/ums.log", "ums.db", "ums.db-wal"):
+        path = os.path.join(app.home, name)
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                assert b"wrong-secret-xyz" not in handle.read()
