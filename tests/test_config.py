@@ -118,3 +118,41 @@ def test_mode_prints_and_changes(run):
     assert run("mode", "mailserver").exit_code == 0
     assert run("mode").stdout.strip() == "mailserver"
     assert run("mode", "cloud").exit_code == 2
+
+
+def test_migration_from_schema_1_keeps_rows(tmp_path):
+    """A database made by schema 1 gains the outbound columns, rows intact."""
+    import sqlite3
+
+    from ums_core import db
+
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE meta (key VARCHAR(255) PRIMARY KEY, value TEXT);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE message (id INTEGER PRIMARY KEY, kind VARCHAR(255),
+            direction VARCHAR(255), called VARCHAR(255), sender VARCHAR(255),
+            sender_raw VARCHAR(255), sender_name VARCHAR(255),
+            station_id VARCHAR(255), received_at DATETIME, created_at DATETIME,
+            recipient VARCHAR(255), default_recipient INTEGER,
+            location VARCHAR(255), state VARCHAR(255), pages INTEGER,
+            duration REAL, text TEXT, content_name VARCHAR(255),
+            content_type VARCHAR(255), content_size INTEGER,
+            content_sha256 VARCHAR(255), archive_ref VARCHAR(255), error TEXT,
+            read_at DATETIME, source_ref VARCHAR(255));
+        INSERT INTO message (id, kind, direction, called, sender_raw, sender_name,
+            station_id, received_at, created_at, default_recipient, state, text,
+            content_size, error)
+            VALUES (7, 'sms', 'inbound', '+4930999', '', '', '',
+            '2026-01-01 10:00:00', '2026-01-01 10:00:00', 1, 'stored', 'old', 0, '');
+        """
+    )
+    old.commit()
+    old.close()
+    database = db.open_database(path)
+    assert db.migrate(database) == 2
+    row = db.Message.get_by_id(7)
+    assert (row.text, row.subject, row.attempts) == ("old", "", 0)
+    assert db.read_schema_version(database) == 2

@@ -25,11 +25,13 @@ def test_hookspec_is_documented(name):
 
 
 def test_hook_names_follow_the_convention():
-    verbs = ("declare", "add", "resolve", "compose", "store", "send")
+    verbs = ("declare", "add", "resolve", "compose", "store", "send", "identify")
+    verbs += ("convert", "transmit")
     for name in SPECS:
         words = name.split("_")
         assert words[0] == "ums"
-        assert words[1] in verbs or words[-1].endswith("ed"), name
+        participle = words[-1].endswith("ed") or words[-1] == "sent"
+        assert words[1] in verbs or participle, name
 
 
 class Recorder:
@@ -83,5 +85,42 @@ def test_every_hook_is_exercised(home, smtp_sink, tmp_path):
     smtp_sink.handler.refuse["fallback@example.test"] = "550 no such user"
     app.config.set("default_recipient", "fallback@example.test")
     run_due_jobs(app)
+    run_outbound_flows(app)
     missing = set(SPECS) - recorder.calls
     assert not missing, missing
+
+
+def run_outbound_flows(app):
+    """Send through the gateway's accept step: sent, failed, rejected, deleted."""
+    from email.message import EmailMessage
+
+    from ums_core.gateway.accept import Envelope, accept_mail
+    from ums_core.gateway.addresses import parse_recipient
+    from ums_core.numbers import SiteRules
+    from ums_core.users import add_user
+
+    app.config.set("transmit.backend", "simulation")
+    app.config.set("simulation.fail", "+4930999999")
+    add_user("alice@example.test", SiteRules(area_code="89"), "Alice")
+    for sender, number, attachment in [
+        ("alice@example.test", "+4930555010", None),
+        ("alice@example.test", "+4930999999", None),
+        ("alice@example.test", "+4930555010", "report.docx"),
+        ("mallory@evil.test", "+4930555010", None),
+    ]:
+        mail = EmailMessage()
+        mail["From"], mail["Subject"] = sender, f"to {number}"
+        mail.set_content("Hallo")
+        if attachment:
+            mail.add_attachment(
+                b"PK\x03\x04",
+                maintype="application",
+                subtype="octet-stream",
+                filename=attachment,
+            )
+        address = f"{number}@fax.example.test"
+        destination = parse_recipient(address, "fax.example.test", "", app.site_rules)
+        accept_mail(
+            app, Envelope("127.0.0.1", False, sender, (destination,), mail.as_bytes())
+        )
+    run_due_jobs(app)

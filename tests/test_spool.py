@@ -114,3 +114,38 @@ def test_serve_takes_spool_and_stops_on_sigterm(home):
             proc.kill()
     log = proc.stderr.read()
     assert "stopping" in log and "msg 1: sms received" in log
+
+
+def test_serve_runs_gateway_and_stops_within_seconds(home):
+    import smtplib
+
+    from conftest import free_port
+
+    from ums_core.app import App
+
+    port = free_port()
+    config = App.open(home, load_plugins=False).config
+    config.set("gateway.listen", f"127.0.0.1:{port}")
+    config.set("gateway.fax_domain", "fax.example.test")
+    config.save()
+    proc = subprocess.Popen(
+        [*UMS, "--home", home, "serve"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+
+        def answers():
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=2) as smtp:
+                    return smtp.noop()[0] == 250
+            except OSError:
+                return False
+
+        assert wait_for(answers)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "gateway stopped" in proc.stderr.read()

@@ -22,6 +22,32 @@ class UserTable:
         return users.find_active_owner(number)
 
 
+class UserSenders:
+    """Identify the senders of outgoing e-mails by the users' addresses."""
+
+    UMS_ROLE = "user_source"
+
+    @hookimpl(trylast=True)
+    def ums_identify_sender(self, address, ctx):
+        from . import users
+
+        return users.find_active_user(address)
+
+
+class Telephony:
+    """Transmit outbound messages by transmit.backend: outbox or simulation."""
+
+    UMS_ROLE = "transport"
+
+    @hookimpl(trylast=True)
+    def ums_transmit_message(self, message, ctx):
+        from . import transmit
+
+        if ctx.config.get("transmit.backend") == "simulation":
+            return transmit.transmit_by_simulation(message, ctx)
+        return transmit.transmit_by_outbox(message, ctx)
+
+
 class SmtpRelay:
     """Send e-mails to the mail server set by smtp.host (smtplib)."""
 
@@ -45,7 +71,13 @@ class SmtpRelay:
 def builtin_plugins(version: str) -> list[LoadedPlugin]:
     """Return the core's own plugins as loaded plugin records."""
     found = []
-    for name, obj in (("core.users", UserTable()), ("core.smtp", SmtpRelay())):
+    builtins = (
+        ("core.users", UserTable()),
+        ("core.senders", UserSenders()),
+        ("core.smtp", SmtpRelay()),
+        ("core.transmit", Telephony()),
+    )
+    for name, obj in builtins:
         found.append(
             LoadedPlugin(
                 name=name,

@@ -158,6 +158,37 @@ def parse_name_list(text: str | list) -> list[str]:
     return sorted({str(item).strip() for item in items if str(item).strip()})
 
 
+def parse_listen(text: str) -> str:
+    """Return HOST:PORT (IPv6 hosts in brackets)."""
+    value = str(text).strip()
+    match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
+    if not match or not 0 < int(match[2]) < 65536:
+        raise ValueError("expected HOST:PORT such as 127.0.0.1:2525")
+    return value
+
+
+def parse_networks(text: str | list) -> list[str]:
+    """Return IP networks from a comma-separated list ('' for none)."""
+    import ipaddress
+
+    items = text if isinstance(text, list) else str(text).split(",")
+    networks = []
+    for item in (str(i).strip() for i in items):
+        if item:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+    return networks
+
+
+def parse_numbers(text: str | list) -> list[str]:
+    """Return E.164 numbers from a comma-separated list."""
+    items = text if isinstance(text, list) else str(text).split(",")
+    numbers = [str(item).strip() for item in items if str(item).strip()]
+    for number in numbers:
+        if not re.fullmatch(r"\+[1-9]\d{3,14}", number):
+            raise ValueError(f"{number!r} is not an E.164 number such as +4989123456")
+    return numbers
+
+
 def parse_database(text: str) -> str:
     """Return '' (SQLite in the instance) or a sqlite:/// or postgresql:// URL."""
     value = str(text).strip()
@@ -214,6 +245,27 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey("plugins.disabled", [], parse_name_list, "plugins the admin disabled"),
     ConfigKey("spool.poll", 1.0, parse_seconds, "spool scan interval"),
+    ConfigKey("gateway.listen", "127.0.0.1:2525", parse_listen, "SMTP gateway address"),
+    ConfigKey(
+        "gateway.allowed_clients",
+        ["127.0.0.1/32", "::1/128"],
+        parse_networks,
+        "networks that may send to the gateway without AUTH",
+    ),
+    ConfigKey(
+        "gateway.trusted_clients", [], parse_networks, "networks whose From is trusted"
+    ),
+    ConfigKey("gateway.max_size_mb", 25, bounded_int(1, 1024), "largest e-mail"),
+    ConfigKey("gateway.max_pages", 50, bounded_int(1, 1000), "most pages per fax"),
+    ConfigKey("gateway.max_segments", 10, bounded_int(1, 255), "most SMS segments"),
+    ConfigKey("gateway.tls_cert", "", parse_text, "certificate for STARTTLS"),
+    ConfigKey("gateway.tls_key", "", parse_text, "private key for STARTTLS"),
+    ConfigKey(
+        "transmit.backend", "outbox", choice("outbox", "simulation"), "telephony side"
+    ),
+    ConfigKey("transmit.outbox", "", parse_text, "outbox folder ('' = in instance)"),
+    ConfigKey("transmit.poll", 30.0, parse_seconds, "how often to ask for results"),
+    ConfigKey("simulation.fail", [], parse_numbers, "numbers the simulation fails"),
 )
 
 

@@ -16,7 +16,7 @@ from .errors import UmsError
 log = logging.getLogger(__name__)
 
 database = pw.DatabaseProxy()
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> dt.datetime:
@@ -92,6 +92,12 @@ class Message(BaseModel):
     error = pw.TextField(default="")
     read_at = UtcDateTimeField(null=True)
     source_ref = pw.CharField(null=True, unique=True)
+    subject = pw.CharField(default="")
+    segments = pw.IntegerField(null=True)
+    attempts = pw.IntegerField(default=0)
+    remote_station = pw.CharField(default="")
+    report = pw.TextField(default="")
+    source_name = pw.CharField(null=True)
 
     class Meta:
         indexes = ((("recipient", "id"), False), (("state",), False))
@@ -134,7 +140,31 @@ def _migrate_to_1(db: pw.Database) -> None:
     db.create_tables(MODELS)
 
 
-MIGRATIONS = {1: _migrate_to_1}
+OUTBOUND_COLUMNS = (
+    "subject",
+    "segments",
+    "attempts",
+    "remote_station",
+    "report",
+    "source_name",
+)
+
+
+def _migrate_to_2(db: pw.Database) -> None:
+    """Add the columns outbound messages need (schema 1 had inbound only)."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    present = {column.name for column in db.get_columns(Message._meta.table_name)}
+    migrator = SchemaMigrator.from_database(db)
+    steps = [
+        migrator.add_column(Message._meta.table_name, name, Message._meta.fields[name])
+        for name in OUTBOUND_COLUMNS
+        if name not in present
+    ]
+    migrate(*steps)
+
+
+MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
 def open_database(path: str) -> pw.Database:

@@ -91,6 +91,39 @@ def ums_send_mail(mail, ctx):
     """
 
 
+@hookspec(firstresult=True)
+def ums_identify_sender(address, ctx):
+    """Return the active :class:`ums_core.model.User` who sent from ADDRESS.
+
+    Called by the gateway for every accepted e-mail, first with the envelope
+    sender and, on a trusted connection, with the From address. Return None
+    when the address is not a known active user; the core's user table
+    answers last (case-insensitive e-mail match).
+    """
+
+
+@hookspec(firstresult=True)
+def ums_convert_document(data, content_type, filename, ctx):
+    """Return PDF bytes for an attachment the core cannot fax, or None.
+
+    Called while a fax is built from an e-mail, for each part that is not
+    text, PDF, TIFF, PNG or JPEG. ``data`` is the decoded part, ``filename``
+    its name (may be empty). Return None to leave the part refused.
+    """
+
+
+@hookspec(firstresult=True)
+def ums_transmit_message(message, ctx):
+    """Hand the outbound MESSAGE to the telephony side; return a TransmitResult.
+
+    Called by the transmit job, again after ``retry`` (by the retry schedule)
+    and after ``pending`` (to ask for the outcome). ``message.content_path``
+    is the PDF for a fax; ``message.text`` the text of an SMS. Must be
+    idempotent: a job repeated after a crash must not send twice where the
+    backend can tell. The core's outbox and simulation backends answer last.
+    """
+
+
 # Events -----------------------------------------------------------------------
 
 
@@ -134,3 +167,36 @@ def ums_queue_drained(ctx):
 
     Transports close idle connections here.
     """
+
+
+@hookspec
+def ums_outgoing_accepted(message, ctx):
+    """The gateway committed the outbound MESSAGE (one per recipient number)."""
+
+
+@hookspec
+def ums_outgoing_deleted(sender, recipients, subject, reason, ctx):
+    """An e-mail from SENDER that is no known user was deleted, not sent.
+
+    ``recipients`` lists the addresses it was for, ``subject`` its Subject.
+    Notice plugins tell the default recipient; never the claimed sender.
+    """
+
+
+@hookspec
+def ums_outgoing_rejected(message, reason, outcomes, ctx):
+    """The outbound MESSAGE could not be built; REASON says why and how to fix it.
+
+    ``outcomes`` lists what happened to each part of the e-mail (may be empty).
+    Notice plugins write the error mail to the sender.
+    """
+
+
+@hookspec
+def ums_outgoing_sent(message, result, ctx):
+    """The outbound MESSAGE was transmitted; RESULT is the TransmitResult."""
+
+
+@hookspec
+def ums_outgoing_failed(message, result, ctx):
+    """The outbound MESSAGE was not transmitted, for good; RESULT says why."""

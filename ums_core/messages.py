@@ -35,6 +35,10 @@ def to_model(app, row: db.Message) -> Message:
         text=row.text,
         content_path=app.path(row.content_name) if row.content_name else None,
         content_type=row.content_type,
+        subject=row.subject,
+        segments=row.segments,
+        attempts=row.attempts,
+        remote_station=row.remote_station,
     )
 
 
@@ -71,6 +75,10 @@ def describe_message(row: db.Message) -> dict:
         "content_size": row.content_size,
         "archived": bool(row.archive_ref),
         "error": row.error,
+        "subject": row.subject,
+        "segments": row.segments,
+        "attempts": row.attempts,
+        "remote_station": row.remote_station,
     }
 
 

@@ -13,7 +13,17 @@ import attrs
 KINDS = ("fax", "voice", "sms")
 DIRECTIONS = ("inbound", "outbound")
 LOCATIONS = ("local", "mailserver")
-STATES = ("received", "held", "stored", "queued", "delivered", "failed")
+STATES = (
+    "received",
+    "held",
+    "stored",
+    "queued",
+    "delivered",
+    "sent",
+    "rejected",
+    "failed",
+)
+TRANSMIT_STATUSES = ("sent", "failed", "retry", "pending")
 ROLES = (
     "delivery",
     "archive",
@@ -86,6 +96,26 @@ class Message:
     text: str = ""
     content_path: str | None = None
     content_type: str | None = None
+    subject: str = ""
+    segments: int | None = None
+    attempts: int = 0
+    remote_station: str = ""
+
+
+@attrs.frozen
+class TransmitResult:
+    """What the telephony side says about one outgoing message.
+
+    ``status`` is ``sent``, ``failed`` (for good), ``retry`` (busy, no answer:
+    try again later) or ``pending`` (handed over; ask again later).
+    """
+
+    status: str = attrs.field(validator=attrs.validators.in_(TRANSMIT_STATUSES))
+    reason: str = ""
+    pages: int | None = None
+    duration: float | None = None
+    attempts: int | None = None
+    remote_station: str = ""
 
 
 @attrs.frozen

@@ -40,14 +40,28 @@ class RunSummary:
     done: int = 0
     retried: int = 0
     failed: int = 0
+    waiting: int = 0
 
 
 def _handlers():
-    from . import delivery
+    from . import delivery, outbound
 
     return {
         "deliver_message": delivery.deliver_message,
         "send_mail": delivery.send_mail,
+        "prepare_outgoing": outbound.prepare_outgoing,
+        "transmit": outbound.transmit,
+    }
+
+
+def _final_failure_handlers():
+    from . import delivery, outbound
+
+    return {
+        "deliver_message": delivery.handle_final_failure,
+        "send_mail": delivery.handle_final_failure,
+        "prepare_outgoing": outbound.handle_final_failure,
+        "transmit": outbound.handle_final_failure,
     }
 
 
@@ -111,8 +125,6 @@ def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
 
 
 def _fail_job(app, job: db.Job, reason: str) -> None:
-    from . import delivery
-
     with db.write_transaction():
         db.Job.update(state="failed", last_error=reason, finished_at=db.utcnow()).where(
             db.Job.id == job.id
@@ -120,7 +132,9 @@ def _fail_job(app, job: db.Job, reason: str) -> None:
     log.error(
         "%s: job %d (%s) failed for good: %s", _subject(job), job.id, job.kind, reason
     )
-    delivery.handle_final_failure(app, db.Job.get_by_id(job.id), reason)
+    handler = _final_failure_handlers().get(job.kind)
+    if handler is not None:
+        handler(app, db.Job.get_by_id(job.id), reason)
 
 
 def _subject(job: db.Job) -> str:
@@ -130,12 +144,16 @@ def _subject(job: db.Job) -> str:
 
 
 def run_job(app, job: db.Job) -> str:
-    """Run one claimed job; return 'done', 'retried' or 'failed'."""
+    """Run one claimed job; return 'done', 'retried', 'waiting' or 'failed'."""
+    from .outbound import Pending
+
     handler = _handlers().get(job.kind)
     try:
         if handler is None:
             raise JobFailure(f"no handler for job kind {job.kind!r}", permanent=True)
         handler(app, job)
+    except Pending:
+        return "waiting"
     except JobFailure as failure:
         return _retry_or_fail(app, job, failure)
     except UmsError as exc:

@@ -31,19 +31,33 @@ class Server:
     def run(self, max_cycles: int | None = None) -> None:
         """Loop until stopped (or MAX_CYCLES cycles have run)."""
         poll = self.app.config.get("spool.poll")
-        log.info(
-            "ums serve started on %s (mode %s)",
-            self.app.node,
-            self.app.config.get("mode"),
-        )
+        mode = self.app.config.get("mode")
+        log.info("ums serve started on %s (mode %s)", self.app.node, mode)
+        gateway = self.start_gateway()
         cycles = 0
-        while not self.stopping.is_set():
-            self.run_cycle()
-            cycles += 1
-            if max_cycles is not None and cycles >= max_cycles:
-                break
-            self.stopping.wait(poll)
+        try:
+            while not self.stopping.is_set():
+                self.run_cycle()
+                cycles += 1
+                if max_cycles is not None and cycles >= max_cycles:
+                    break
+                self.stopping.wait(poll)
+        finally:
+            if gateway is not None:
+                gateway.stop()
         log.info("ums serve stopped")
+
+    def start_gateway(self):
+        """Start the SMTP gateway when a fax or SMS domain is configured."""
+        get = self.app.config.get
+        if not (get("gateway.fax_domain") or get("gateway.sms_domain")):
+            log.info("gateway off: set gateway.fax_domain or gateway.sms_domain")
+            return None
+        from .gateway.listener import Gateway
+
+        gateway = Gateway(self.app)
+        gateway.start()
+        return gateway
 
     def run_cycle(self) -> None:
         """Take the spool entries, then run the due jobs."""

@@ -139,3 +139,13 @@ def find_active_owner(e164: str) -> User | None:
         .first()
     )
     return to_model(row) if row else None
+
+
+def find_active_user(address: str) -> User | None:
+    """Return the active user with the e-mail ADDRESS (any case), or None."""
+    try:
+        email = normalize_email(address or "")
+    except UmsError:
+        return None
+    row = db.User.get_or_none((db.User.email == email) & (db.User.active == True))  # noqa: E712
+    return to_model(row) if row else None

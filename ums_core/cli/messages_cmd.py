@@ -27,13 +27,31 @@ def list_command(state: CliState, as_json, user, limit):
         echo_json([describe_message(row) for row in rows])
         return
     for row in rows:
-        who = row.recipient or "(no recipient)"
-        flag = " [default recipient]" if row.default_recipient else ""
-        click.echo(
-            f"{row.id:>6}  {row.direction:<8} {row.kind:<5} "
-            f"{row.sender or row.sender_raw or 'withheld':<16} -> {row.called:<16} "
-            f"{who}{flag}  {row.location or '-'}/{row.state}"
-        )
+        click.echo(_summary_line(row))
+
+
+def _summary_line(row) -> str:
+    who = row.recipient or "(no recipient)"
+    flag = " [default recipient]" if row.default_recipient else ""
+    if row.direction == "inbound":
+        peer = f"{row.sender or row.sender_raw or 'withheld':<16} -> {row.called:<16}"
+    else:
+        peer = f"{'to':<16} -> {row.called:<16}"
+    return (
+        f"{row.id:>6}  {row.direction:<8} {row.kind:<5} {_size(row):<7} {peer} "
+        f"{who}{flag}  {row.location or '-'}/{row.state}"
+    )
+
+
+def _size(row) -> str:
+    if row.kind == "fax" and row.pages is not None:
+        return f"{row.pages}p"
+    if row.kind == "voice" and row.duration is not None:
+        total = int(round(row.duration))
+        return f"{total // 60}:{total % 60:02d}"
+    if row.kind == "sms":
+        return f"{len(row.text)}ch"
+    return "-"
 
 
 @messages_group.command("show")

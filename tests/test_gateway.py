@@ -1,0 +1,315 @@
+"""The SMTP gateway with real smtplib clients: policy, senders, reports."""
+
+import io
+import os
+import smtplib
+from email.message import EmailMessage
+
+import pytest
+from conftest import CORPUS, corpus_path, free_port, reopen, use_mailserver
+from pypdf import PdfReader
+
+from ums_core import db
+from ums_core.gateway.listener import Gateway
+from ums_core.numbers import SiteRules
+from ums_core.queue import run_due_jobs
+from ums_core.users import add_user
+
+RULES = SiteRules(country="DE", area_code="89")
+FAX = "+4930555010@fax.example.test"
+
+
+@pytest.fixture
+def gateway_app(home, smtp_sink):
+    port = free_port()
+    use_mailserver(
+        home,
+        smtp_sink,
+        gateway__listen=f"127.0.0.1:{port}",
+        transmit__backend="simulation",
+        simulation__fail="+4930999999",
+        info_mails="true",
+        gateway__max_size_mb="1",
+    )
+    app = reopen(home)
+    add_user("alice@example.test", RULES, "Alice", "de", {"fax": ["+4989123456"]})
+    add_user("bob@example.test", RULES, "Bob", "en", {"fax": ["+4989123400"]})
+    gateway = Gateway(app)
+    gateway.start()
+    app.port = port
+    yield app
+    gateway.stop()
+    app.close()
+
+
+def client(app):
+    return smtplib.SMTP("127.0.0.1", app.port, timeout=10)
+
+
+def fax_mail(sender="alice@example.test", to=FAX, text="Bitte bestätigen.", **kw):
+    mail = EmailMessage()
+    mail["From"] = kw.get("from_header", sender)
+    mail["To"] = to
+    mail["Subject"] = kw.get("subject", "Bestellung")
+    for name, value in kw.get("headers", {}).items():
+        mail[name] = value
+    mail.set_content(text)
+    return mail
+
+
+def send(app, mail, sender="alice@example.test", rcpts=(FAX,)):
+    with client(app) as smtp:
+        return smtp.send_message(mail, from_addr=sender, to_addrs=list(rcpts))
+
+
+def outbound():
+    return list(db.Message.select().where(db.Message.direction == "outbound"))
+
+
+def test_relay_to_other_domain_is_refused(gateway_app):
+    with client(gateway_app) as smtp:
+        smtp.ehlo()
+        smtp.mail("alice@example.test")
+        code, reply = smtp.rcpt("someone@example.org")
+    assert code == 550 and b"relaying denied" in reply.lower()
+    assert outbound() == []
+
+
+def test_client_outside_allowed_networks_is_refused(gateway_app):
+    gateway_app.config.set("gateway.allowed_clients", "10.0.0.0/8")
+    with client(gateway_app) as smtp:
+        smtp.ehlo()
+        code, reply = smtp.mail("alice@example.test")
+    assert code == 550 and b"not allowed" in reply
+
+
+def test_address_without_number_gets_550_with_reason(gateway_app):
+    with client(gateway_app) as smtp:
+        smtp.ehlo()
+        smtp.mail("alice@example.test")
+        code, reply = smtp.rcpt("info@fax.example.test")
+    assert code == 550 and b"number" in reply
+
+
+def test_known_sender_fax_is_committed_before_250_then_reported(gateway_app, smtp_sink):
+    refused = send(
+        gateway_app, fax_mail(), rcpts=[FAX, "FAX=+49(0)30-555011@fax.example.test"]
+    )
+    assert refused == {}
+    rows = outbound()
+    assert [(r.called, r.recipient, r.state) for r in rows] == [
+        ("+4930555010", "alice@example.test", "received"),
+        ("+4930555011", "alice@example.test", "received"),
+    ]
+    run_due_jobs(gateway_app)
+    assert {db.Message.get_by_id(r.id).state for r in rows} == {"sent"}
+    reports = smtp_sink.handler.parsed()
+    assert len(reports) == 2
+    report = reports[0]
+    assert report["To"].addresses[0].addr_spec == "alice@example.test"
+    assert str(report["Subject"]).startswith("Fax an 030 555010 gesendet")
+    assert report["Auto-Submitted"] == "auto-generated"
+    [pdf] = list(report.iter_attachments())
+    assert len(PdfReader(io.BytesIO(pdf.get_content())).pages) == 1
+
+
+def test_failed_number_gives_not_sent_report(gateway_app, smtp_sink):
+    send(
+        gateway_app,
+        fax_mail(sender="bob@example.test"),
+        sender="bob@example.test",
+        rcpts=["+4930999999@fax.example.test"],
+    )
+    run_due_jobs(gateway_app)
+    [row] = outbound()
+    assert row.state == "failed" and "no answer" in row.error
+    [report] = smtp_sink.handler.parsed()
+    assert "NOT sent" in str(report["Subject"])
+    assert "no answer" in report.get_body(("plain",)).get_content()
+
+
+def test_unknown_sender_is_deleted_and_default_recipient_told(gateway_app, smtp_sink):
+    send(gateway_app, fax_mail(sender="mallory@evil.test"), sender="mallory@evil.test")
+    assert outbound() == []
+    run_due_jobs(gateway_app)
+    [notice] = smtp_sink.handler.parsed()
+    assert [a.addr_spec for a in notice["To"].addresses] == ["fallback@example.test"]
+    body = notice.get_content()
+    assert "mallory@evil.test" in body and FAX in body and "Bestellung" in body
+    assert all(
+        rcpts != ["mallory@evil.test"] for _, rcpts, _ in smtp_sink.handler.messages
+    )
+
+
+def test_unknown_sender_without_info_mails_gets_no_notice(gateway_app, smtp_sink):
+    gateway_app.config.set("info_mails", "false")
+    gateway_app.config.save()
+    app = reopen(gateway_app)
+    gateway = Gateway(app)
+    port = free_port()
+    app.config.set("gateway.listen", f"127.0.0.1:{port}")
+    gateway = Gateway(app)
+    gateway.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.send_message(
+                fax_mail(sender="x@evil.test"), from_addr="x@evil.test", to_addrs=[FAX]
+            )
+        run_due_jobs(app)
+    finally:
+        gateway.stop()
+    assert smtp_sink.handler.messages == [] and db.Mail.select().count() == 0
+
+
+def test_forged_from_header_does_not_make_a_known_sender(gateway_app, smtp_sink):
+    mail = fax_mail(sender="mallory@evil.test", from_header="alice@example.test")
+    send(gateway_app, mail, sender="mallory@evil.test")
+    assert outbound() == []
+
+
+def test_from_header_is_used_on_trusted_connection(gateway_app):
+    gateway_app.config.set("gateway.trusted_clients", "127.0.0.1/32")
+    mail = fax_mail(
+        sender="srs=alice@relay.test", from_header="Alice <alice@example.test>"
+    )
+    send(gateway_app, mail, sender="srs=alice@relay.test")
+    [row] = outbound()
+    assert row.recipient == "alice@example.test"
+
+
+@pytest.mark.parametrize(
+    "headers, sender",
+    [
+        ({"Auto-Submitted": "auto-replied"}, "alice@example.test"),
+        ({"Precedence": "bulk"}, "alice@example.test"),
+        ({}, ""),
+    ],
+)
+def test_auto_replies_and_bounces_are_dropped(gateway_app, headers, sender):
+    mail = fax_mail(headers=headers, text="Ich bin im Urlaub.")
+    with client(gateway_app) as smtp:
+        smtp.sendmail(sender, [FAX], mail.as_bytes())
+    assert outbound() == []
+
+
+def test_oversize_mail_gets_552(gateway_app):
+    mail = fax_mail(text="x" * 70 + ("\n" + "y" * 70) * 20000)
+    with pytest.raises(smtplib.SMTPException) as info:
+        send(gateway_app, mail)
+    assert "552" in str(info.value)
+    assert outbound() == []
+
+
+def test_docx_only_is_rejected_with_error_mail(gateway_app, smtp_sink):
+    mail = fax_mail(text="")
+    mail.add_attachment(
+        b"PK\x03\x04 word",
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+        filename="Angebot.docx",
+    )
+    send(gateway_app, mail)
+    run_due_jobs(gateway_app)
+    [row] = outbound()
+    assert row.state == "rejected"
+    [error] = smtp_sink.handler.parsed()
+    assert error["To"].addresses[0].addr_spec == "alice@example.test"
+    assert "Angebot.docx" in error.get_content()
+
+
+def test_sms_through_gateway_counts_segments(gateway_app, smtp_sink):
+    gateway_app.config.set("gateway.sms_domain", "sms.example.test")
+    mail = fax_mail(
+        to="+491701234567@sms.example.test", text="Hallo Welt\n-- \nAlice\nACME"
+    )
+    send(gateway_app, mail, rcpts=["+491701234567@sms.example.test"])
+    run_due_jobs(gateway_app)
+    [row] = outbound()
+    assert (row.kind, row.text, row.segments, row.state) == (
+        "sms",
+        "Hallo Welt",
+        1,
+        "sent",
+    )
+
+
+def test_local_mode_keeps_report_with_message(gateway_app, smtp_sink):
+    gateway_app.config.set("mode", "local")
+    send(gateway_app, fax_mail())
+    run_due_jobs(gateway_app)
+    [row] = outbound()
+    assert (row.location, row.state, row.remote_station) == (
+        "local",
+        "sent",
+        "SIMULATION",
+    )
+    assert smtp_sink.handler.messages == []
+
+
+def test_outbox_backend_round_trip(gateway_app, smtp_sink):
+    import json
+
+    gateway_app.config.set("transmit.backend", "outbox")
+    send(gateway_app, fax_mail())
+    summary = run_due_jobs(gateway_app)
+    assert summary.waiting == 1
+    [row] = outbound()
+    jobs = os.path.join(gateway_app.home, "outbox", "jobs")
+    with open(os.path.join(jobs, f"ums-{row.id}.json")) as handle:
+        job = json.load(handle)
+    assert job["number"] == "+4930555010" and os.path.exists(
+        os.path.join(jobs, job["document"])
+    )
+    results = os.path.join(gateway_app.home, "outbox", "results")
+    with open(os.path.join(results, f"ums-{row.id}.json"), "w") as handle:
+        json.dump(
+            {
+                "status": "sent",
+                "pages": 1,
+                "duration": 31,
+                "attempts": 2,
+                "remote_station": "+49 30 555010",
+            },
+            handle,
+        )
+    db.Job.update(due_at=db.utcnow()).where(db.Job.kind == "transmit").execute()
+    run_due_jobs(gateway_app)
+    row = db.Message.get_by_id(row.id)
+    assert (row.state, row.attempts, row.remote_station) == ("sent", 2, "+49 30 555010")
+    assert os.listdir(jobs) == []
+
+
+MAIL_DIR = os.path.join(CORPUS, "mail")
+CORPUS_MAILS = (
+    sorted(n for n in os.listdir(MAIL_DIR) if n.endswith(".eml"))
+    if os.path.isdir(MAIL_DIR)
+    else ["corpus-missing.eml"]
+)
+
+
+def crlf(raw: bytes) -> bytes:
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize("name", CORPUS_MAILS)
+def test_corpus_mail_to_fax_address_is_sent_dropped_or_explained(
+    gateway_app, smtp_sink, name
+):
+    with open(corpus_path("mail", name), "rb") as handle:
+        raw = crlf(handle.read())
+    with client(gateway_app) as smtp:
+        smtp.sendmail("alice@example.test", [FAX], raw)
+    run_due_jobs(gateway_app)
+    rows = outbound()
+    if name.startswith("dsn-"):
+        assert rows == [] and smtp_sink.handler.messages == []
+        return
+    [row] = rows
+    [answer] = smtp_sink.handler.parsed()
+    assert answer["To"].addresses[0].addr_spec == "alice@example.test"
+    if row.state == "sent":
+        [pdf] = list(answer.iter_attachments())
+        assert len(PdfReader(io.BytesIO(pdf.get_content())).pages) == row.pages
+    else:
+        assert row.state == "rejected" and row.error
+        assert "Not sent" in str(answer["Subject"]) or "Nicht" in str(answer["Subject"])

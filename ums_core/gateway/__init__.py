@@ -1,0 +1,1 @@
+"""The SMTP gateway: e-mail to fax and e-mail to SMS."""

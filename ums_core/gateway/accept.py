@@ -1,0 +1,182 @@
+"""What the gateway does with one e-mail after DATA: drop, delete or commit.
+
+Automatic replies and bounces are dropped (an out-of-office reply must not
+become a fax). An e-mail whose sender is no active user is deleted and the
+default recipient may be told; the claimed sender gets nothing. Otherwise
+one outbound message per recipient number is committed, with its first job,
+before the gateway answers 250.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+from email import policy
+from email.parser import BytesHeaderParser
+
+import attrs
+
+from .. import content, db
+from ..context import PluginContext
+from ..helpers import header_text
+from ..messages import to_model
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Envelope:
+    """What the SMTP session knows about one e-mail."""
+
+    peer: str
+    authenticated: bool
+    mail_from: str
+    destinations: tuple  # gateway.addresses.Destination, one per RCPT
+    raw: bytes
+
+
+def in_networks(peer: str, networks: list[str]) -> bool:
+    """Return True when the address PEER lies in one of NETWORKS."""
+    try:
+        address = ipaddress.ip_address(peer.split("%")[0])
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net) for net in networks)
+
+
+def automatic_reason(mail_from: str, headers) -> str:
+    """Return why the e-mail is an automatic reply or bounce, or ''."""
+    if not mail_from or mail_from == "<>":
+        return "null sender (a bounce)"
+    auto = str(headers.get("Auto-Submitted", "no")).strip().lower()
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto[:40]}"
+    precedence = str(headers.get("Precedence", "")).strip().lower()
+    if precedence in ("bulk", "junk", "list"):
+        return f"Precedence: {precedence}"
+    if headers.get_content_type() == "multipart/report":
+        return "a delivery or read report (multipart/report)"
+    if headers.get("X-Autoreply") or headers.get("X-Autorespond"):
+        return "an auto-responder header"
+    if headers.get("X-Failed-Recipients") or _null_return_path(headers):
+        return "a bounce (X-Failed-Recipients or Return-Path <>)"
+    if _daemon_sender(headers):
+        return "sent by a mailer daemon"
+    return ""
+
+
+def _null_return_path(headers) -> bool:
+    return any(str(v).strip() == "<>" for v in headers.get_all("Return-Path", []))
+
+
+def _daemon_sender(headers) -> bool:
+    try:
+        addresses = headers["From"].addresses if headers.get("From") else ()
+    except (AttributeError, IndexError, ValueError):
+        return False
+    daemons = ("mailer-daemon", "postmaster", "mail-daemon")
+    return any(a.username.lower() in daemons for a in addresses)
+
+
+def identify_sender(app, envelope: Envelope, headers):
+    """Return the active user who sent the e-mail, or None."""
+    ctx = PluginContext(app)
+    user = app.hook.ums_identify_sender(address=envelope.mail_from, ctx=ctx)
+    if user is not None:
+        return user
+    trusted = envelope.authenticated or in_networks(
+        envelope.peer, app.config.get("gateway.trusted_clients")
+    )
+    if trusted and headers.get("From") is not None:
+        for address in headers["From"].addresses:
+            user = app.hook.ums_identify_sender(address=address.addr_spec, ctx=ctx)
+            if user is not None:
+                return user
+    return None
+
+
+def accept_mail(app, envelope: Envelope) -> str:
+    """Handle one e-mail after DATA; return the SMTP reply to send."""
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(envelope.raw)
+    recipients = [d.address for d in envelope.destinations]
+    subject = header_text(str(headers.get("Subject", "")), 200)
+    reason = automatic_reason(envelope.mail_from, headers)
+    if reason:
+        log.info(
+            "gateway: dropped mail from <%s> to %s: %s",
+            envelope.mail_from,
+            recipients,
+            reason,
+        )
+        return "250 2.0.0 Dropped: automatic replies are not transmitted"
+    user = identify_sender(app, envelope, headers)
+    if user is None:
+        delete_unknown(app, envelope, recipients, subject)
+        return "250 2.0.0 Accepted"
+    ids = commit_outgoing(app, envelope, user, headers, subject)
+    return "250 2.0.0 Queued as " + ",".join(map(str, ids))
+
+
+def delete_unknown(app, envelope: Envelope, recipients: list[str], subject: str):
+    """Delete an e-mail from an unknown sender; tell plugins, never the sender."""
+    log.warning(
+        "gateway: deleted mail from unknown sender <%s> to %s (subject %r)",
+        envelope.mail_from,
+        recipients,
+        subject,
+    )
+    app.hook.ums_outgoing_deleted(
+        sender=envelope.mail_from,
+        recipients=recipients,
+        subject=subject,
+        reason="the sender is not a known user",
+        ctx=PluginContext(app),
+    )
+
+
+def _source_ref(headers, raw: bytes, destination) -> str:
+    msgid = str(headers.get("Message-ID", "")).strip()
+    token = msgid or hashlib.sha256(raw).hexdigest()
+    return f"gw:{token[:200]}:{destination.kind}:{destination.number}"
+
+
+def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int]:
+    """Store the e-mail and one outbound message plus job per destination."""
+    stored = content.store_bytes(app.home, "content", envelope.raw, ".eml")
+    ids = []
+    with db.write_transaction():
+        for destination in envelope.destinations:
+            ref = _source_ref(headers, envelope.raw, destination)
+            existing = db.Message.get_or_none(db.Message.source_ref == ref)
+            if existing is not None:
+                ids.append(existing.id)
+                continue
+            row = db.Message.create(
+                kind=destination.kind,
+                direction="outbound",
+                called=destination.number,
+                sender_raw=header_text(envelope.mail_from, 200),
+                station_id=destination.subaddress,
+                received_at=db.utcnow(),
+                recipient=user.email,
+                location=app.config.get("mode"),
+                state="received",
+                subject=subject,
+                source_name=stored.name,
+                source_ref=ref,
+            )
+            db.Job.create(kind="prepare_outgoing", message=row)
+            ids.append(row.id)
+    ctx = PluginContext(app)
+    for message_id in ids:
+        row = db.Message.get_by_id(message_id)
+        log.info(
+            "msg %d: outbound %s from %s to %s accepted",
+            row.id,
+            row.kind,
+            row.recipient,
+            row.called,
+        )
+        app.hook.ums_outgoing_accepted(message=to_model(app, row), ctx=ctx)
+    return ids
