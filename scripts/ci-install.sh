@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Install what the end-to-end tests need beyond Python: Postfix, without configuring
-# or starting the machine's own instance (the tests run a private one on loopback).
+# Install what the tests need beyond Python, from Debian's packages: Postfix (installed
+# but not configured or started: the tests run a private instance on loopback) and the
+# DejaVu fonts the fax text renderer uses for umlauts and Cyrillic.
 # Idempotent; run as root on Debian 12 (or with sudo available).
 set -euo pipefail
 
-if command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ]; then
-    echo "ci-install: postfix is already installed: $(/usr/sbin/postconf -dh mail_version 2>/dev/null || echo '?')"
+missing=()
+command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || missing+=(postfix)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing+=(fonts-dejavu-core)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "ci-install: postfix $(/usr/sbin/postconf -dh mail_version 2>/dev/null || echo '?') and DejaVu fonts are installed"
     exit 0
 fi
 
@@ -14,7 +19,7 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1; then
     as_root=(sudo)
 else
-    echo "ci-install: postfix is missing and this is not root (no sudo either)" >&2
+    echo "ci-install: ${missing[*]} missing and this is not root (no sudo either)" >&2
     exit 1
 fi
 
@@ -25,8 +30,7 @@ echo "postfix postfix/main_mailer_type select No configuration" \
 echo "ci-install: apt-get update"
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
 
-echo "ci-install: apt-get install -y postfix"
+echo "ci-install: apt-get install -y ${missing[*]}"
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-    --no-install-recommends postfix
-
-echo "ci-install: installed postfix $(/usr/sbin/postconf -dh mail_version)"
+    --no-install-recommends "${missing[@]}"
+echo "ci-install: done"

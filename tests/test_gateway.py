@@ -11,6 +11,7 @@ from pypdf import PdfReader
 
 from ums_core import db
 from ums_core.gateway.listener import Gateway
+from ums_core.hookspecs import hookimpl
 from ums_core.numbers import SiteRules
 from ums_core.queue import run_due_jobs
 from ums_core.users import add_user
@@ -313,3 +314,65 @@ def test_corpus_mail_to_fax_address_is_sent_dropped_or_explained(
     else:
         assert row.state == "rejected" and row.error
         assert "Not sent" in str(answer["Subject"]) or "Nicht" in str(answer["Subject"])
+
+
+def test_outbox_retry_result_follows_schedule_then_fails(gateway_app, smtp_sink):
+    import json
+
+    gateway_app.config.set("transmit.backend", "outbox")
+    gateway_app.config.set("retry.schedule", "0,0")
+    gateway_app.config.set("transmit.poll", "1")
+    send(gateway_app, fax_mail())
+    [row] = outbound()
+    results = os.path.join(gateway_app.home, "outbox", "results")
+    for attempt in (1, 2, 3):
+        db.Job.update(due_at=db.utcnow()).where(db.Job.state == "queued").execute()
+        run_due_jobs(gateway_app)
+        os.makedirs(results, exist_ok=True)
+        with open(os.path.join(results, f"ums-{row.id}.json"), "w") as handle:
+            json.dump(
+                {"status": "retry", "reason": "busy", "attempts": attempt}, handle
+            )
+    db.Job.update(due_at=db.utcnow()).where(db.Job.state == "queued").execute()
+    run_due_jobs(gateway_app)
+    row = db.Message.get_by_id(row.id)
+    assert row.state == "failed" and "busy" in row.error
+    [report] = smtp_sink.handler.parsed()
+    assert "NICHT gesendet" in str(report["Subject"])
+
+
+class DocxConverter:
+    """A converter plugin: turns .docx parts into a one-page PDF."""
+
+    UMS_ROLE = "converter"
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def ums_convert_document(self, data, content_type, filename, ctx):
+        if not filename.endswith(".docx"):
+            return None
+        self.seen.append(filename)
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("1", (1728, 2200), 1).save(out, "PDF", resolution=204)
+        return out.getvalue()
+
+
+def test_converter_extension_point_adds_types(gateway_app, smtp_sink):
+    converter = DocxConverter()
+    gateway_app.pm.register(converter, name="docx-converter")
+    mail = fax_mail(text="Anbei das Angebot.")
+    mail.add_attachment(
+        b"PK\x03\x04 word",
+        maintype="application",
+        subtype="octet-stream",
+        filename="Angebot.docx",
+    )
+    send(gateway_app, mail)
+    run_due_jobs(gateway_app)
+    [row] = outbound()
+    assert converter.seen == ["Angebot.docx"]
+    assert (row.state, row.pages) == ("sent", 2)

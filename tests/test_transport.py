@@ -9,6 +9,7 @@ from aiosmtpd.smtp import AuthResult
 from conftest import SmtpSink, reopen, use_mailserver
 
 from ums_core import db
+from ums_core.errors import UmsError
 from ums_core.intake import receive_message
 from ums_core.model import IncomingMessage
 from ums_core.queue import run_due_jobs
@@ -111,16 +112,19 @@ def test_password_file_readable_by_others_is_refused(
 ):
     ca_file = tmp_path / "ca.pem"
     certificate_authority.cert_pem.write_to_path(str(ca_file))
-    loose = write_secret(tmp_path / "pw", "s3cret-pass", mode=0o644)
+    secret = write_secret(tmp_path / "pw", "s3cret-pass")
     use_mailserver(
         home,
         tls_sink,
         smtp__starttls="required",
         smtp__ca_file=str(ca_file),
         smtp__user="ums",
-        smtp__password_file=loose,
+        smtp__password_file=secret,
     )
+    os.chmod(secret, 0o644)
     app = reopen(home)
+    with pytest.raises(UmsError, match="readable by others"):
+        app.config.set("smtp.password_file", secret)
     send_sms(app)
     job = db.Job.get(db.Job.kind == "send_mail")
     assert "readable by others" in job.last_error and tls_sink.logins == []
@@ -152,3 +156,19 @@ def test_password_never_reaches_the_log(
         if os.path.exists(path):
             with open(path, "rb") as handle:
                 assert b"wrong-secret-xyz" not in handle.read()
+
+
+def test_password_is_never_sent_without_tls(home, smtp_sink, tmp_path):
+    """Opportunistic STARTTLS against a server without it: no AUTH in clear."""
+    use_mailserver(
+        home,
+        smtp_sink,
+        smtp__starttls="opportunistic",
+        smtp__user="ums",
+        smtp__password_file=write_secret(tmp_path / "pw", "clear-text-secret"),
+    )
+    app = reopen(home)
+    summary = send_sms(app)
+    assert summary.retried == 1 and smtp_sink.handler.messages == []
+    job = db.Job.get(db.Job.kind == "send_mail")
+    assert "without TLS" in job.last_error

@@ -109,6 +109,20 @@ class App:
         for keys in self.pm.hook.ums_declare_config():
             self.config.declare(keys or [])
 
+    def fire(self, event: str, **kwargs) -> None:
+        """Tell every active plugin of EVENT; one failing plugin stops no other.
+
+        Events come after the commit they report, so a plugin's exception must
+        not turn a committed message into a reported failure: it is logged.
+        """
+        caller = getattr(self.pm.hook, event)
+        for impl in reversed(caller.get_hookimpls()):
+            log.debug("event %s -> %s", event, impl.plugin_name)
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception:  # third-party code; the event is informational
+                log.exception("plugin %s failed in %s", impl.plugin_name, event)
+
     @property
     def hook(self):
         """Return the hook relay of the active plugins."""

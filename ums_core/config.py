@@ -60,7 +60,10 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
     """Return a parser for an integer between LOW and HIGH."""
 
     def parse(text: str) -> int:
-        value = int(str(text).strip())
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number from {low} to {high}") from None
         if not low <= value <= high:
             raise ValueError(f"expected a number from {low} to {high}")
         return value
@@ -75,6 +78,34 @@ def parse_seconds(text: str) -> float:
         raise ValueError("expected a duration such as 30s, 5m, 2h or 1d")
     factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
     return float(match[1]) * factor
+
+
+def at_least(low: float) -> Callable[[str], float]:
+    """Return a duration parser that refuses less than LOW seconds."""
+
+    def parse(text: str) -> float:
+        value = parse_seconds(text)
+        if value < low:
+            raise ValueError(f"expected at least {low:g} seconds")
+        return value
+
+    return parse
+
+
+def parse_secret_file(text: str) -> str:
+    """Return a path to an existing file that only its owner can read, or ''."""
+    import stat
+
+    value = parse_text(text)
+    if not value:
+        return ""
+    try:
+        mode = os.stat(value).st_mode
+    except OSError as exc:
+        raise ValueError(f"cannot read it: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ValueError(f"it is readable by others; run chmod 600 {value}")
+    return value
 
 
 def parse_schedule(text: str | list) -> list[float]:
@@ -93,6 +124,8 @@ def parse_email(text: str) -> str:
         return ""
     if not re.fullmatch(r"[^@\s<>\",;]+@[^@\s<>\",;]+\.?[^@\s<>\",;]*", value):
         raise ValueError("expected an e-mail address such as fax@example.com")
+    if not value.isascii():
+        raise ValueError("non-ASCII addresses are not supported")
     return value
 
 
@@ -225,8 +258,8 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey("smtp.ca_file", "", parse_text, "CA bundle to verify the server"),
     ConfigKey("smtp.user", "", parse_text, "SMTP AUTH user"),
-    ConfigKey("smtp.password_file", "", parse_text, "file holding the password"),
-    ConfigKey("smtp.timeout", 30.0, parse_seconds, "SMTP timeout"),
+    ConfigKey("smtp.password_file", "", parse_secret_file, "file holding the password"),
+    ConfigKey("smtp.timeout", 30.0, at_least(1), "SMTP timeout"),
     ConfigKey("smtp.batch_size", 50, bounded_int(1, 10000), "mails per connection"),
     ConfigKey("gateway.fax_domain", "", parse_domain, "mail domain for faxes"),
     ConfigKey("gateway.sms_domain", "", parse_domain, "mail domain for SMS"),
@@ -244,7 +277,7 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         "limits.max_content_mb", 100, bounded_int(1, 4096), "largest content file"
     ),
     ConfigKey("plugins.disabled", [], parse_name_list, "plugins the admin disabled"),
-    ConfigKey("spool.poll", 1.0, parse_seconds, "spool scan interval"),
+    ConfigKey("spool.poll", 1.0, at_least(0.1), "spool scan interval"),
     ConfigKey("gateway.listen", "127.0.0.1:2525", parse_listen, "SMTP gateway address"),
     ConfigKey(
         "gateway.allowed_clients",
@@ -264,7 +297,7 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         "transmit.backend", "outbox", choice("outbox", "simulation"), "telephony side"
     ),
     ConfigKey("transmit.outbox", "", parse_text, "outbox folder ('' = in instance)"),
-    ConfigKey("transmit.poll", 30.0, parse_seconds, "how often to ask for results"),
+    ConfigKey("transmit.poll", 30.0, at_least(1), "how often to ask for results"),
     ConfigKey("simulation.fail", [], parse_numbers, "numbers the simulation fails"),
 )
 

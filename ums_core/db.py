@@ -167,7 +167,7 @@ def _migrate_to_2(db: pw.Database) -> None:
 MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}
 
 
-def open_database(path: str) -> pw.Database:
+def open_database(path: str, busy_seconds: float = 10.0) -> pw.Database:
     """Open (and bind) the SQLite database at PATH in WAL mode."""
     db = pw.SqliteDatabase(
         path,
@@ -175,9 +175,9 @@ def open_database(path: str) -> pw.Database:
             "journal_mode": "wal",
             "synchronous": "full",
             "foreign_keys": 1,
-            "busy_timeout": 10000,
+            "busy_timeout": int(busy_seconds * 1000),
         },
-        timeout=10,
+        timeout=busy_seconds,
     )
     database.initialize(db)
     return db

@@ -73,7 +73,7 @@ def store_locally(app, row: db.Message, required: bool) -> None:
         db.Message.id == row.id
     ).execute()
     log.info("msg %d: stored locally (%s)", row.id, row.archive_ref)
-    app.hook.ums_message_stored(message=message, results=results, ctx=ctx)
+    app.fire("ums_message_stored", message=message, results=results, ctx=ctx)
 
 
 def _set_state(row: db.Message, state: str, error: str = "") -> None:
@@ -113,7 +113,7 @@ def _log_sent(app, mail_row, mail, ctx) -> None:
     log.info("%s: mail server accepted %s", subject, mail_row.msgid)
     if mail_row.message_id and mail_row.purpose == "message":
         message = to_model(app, db.Message.get_by_id(mail_row.message_id))
-        app.hook.ums_message_delivered(message=message, mail=mail, ctx=ctx)
+        app.fire("ums_message_delivered", message=message, mail=mail, ctx=ctx)
 
 
 def _load_mail(app, row: db.Mail) -> Mail:
@@ -141,8 +141,11 @@ def handle_final_failure(app, job: db.Job, reason: str) -> None:
         ).execute()
     mail_row = db.Mail.get_by_id(job.mail_id) if job.mail_id else None
     if mail_row is not None and mail_row.purpose != "message":
-        app.hook.ums_mail_failed(
-            mail=_load_mail_quietly(app, mail_row), reason=reason, ctx=ctx
+        app.fire(
+            "ums_mail_failed",
+            mail=_load_mail_quietly(app, mail_row),
+            reason=reason,
+            ctx=ctx,
         )
         return
     if job.message_id is None:
@@ -150,7 +153,7 @@ def handle_final_failure(app, job: db.Job, reason: str) -> None:
     row = db.Message.get_by_id(job.message_id)
     _set_state(row, "held" if row.recipient is None else "failed", reason)
     _keep_failed_locally(app, row)
-    app.hook.ums_message_failed(message=to_model(app, row), reason=reason, ctx=ctx)
+    app.fire("ums_message_failed", message=to_model(app, row), reason=reason, ctx=ctx)
 
 
 def _keep_failed_locally(app, row: db.Message) -> None:

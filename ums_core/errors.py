@@ -22,3 +22,7 @@ class MediaError(UmsError):
 
 class NumberError(UmsError):
     """A phone number that cannot be understood with the site rules."""
+
+
+class BusyError(UmsError):
+    """The database stayed locked; nothing was committed, try again later."""

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import stat
 import unicodedata
 import zoneinfo
 
+import peewee
+
 from . import content, db, media
 from .context import PluginContext
-from .errors import MediaError, NumberError, UmsError
+from .errors import BusyError, MediaError, NumberError, UmsError
 from .messages import to_model
 from .model import IncomingMessage
 from .numbers import normalize_number, parse_caller
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MAX_SMS_CHARS = 10000
 MAX_FIELD_CHARS = 200
+EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 
 
 def clean_text(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
@@ -36,7 +40,10 @@ def clean_text(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
 
 def clean_sms(text: str | None) -> str:
     """Return an SMS text with line ends normalised and other controls removed."""
-    text = (text or "").replace("\r\n", "\n").replace("\r", "\n")
+    text = text or ""
+    if any(unicodedata.category(c) == "Cs" for c in text):
+        raise MediaError("the SMS text is not valid Unicode (it has lone surrogates)")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     kept = [c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc"]
     return "".join(kept).strip()
 
@@ -57,7 +64,13 @@ def receive_message(
             return existing.id
     fields = _validate(app, incoming)
     stored = _store_content(app, incoming, fields)
-    row, job = _commit(app, incoming, fields, stored, source_ref)
+    try:
+        row, job = _commit(app, incoming, fields, stored, source_ref)
+    except peewee.OperationalError as exc:
+        _discard(app, stored)
+        raise BusyError(
+            f"the database is busy ({exc}); nothing was stored", hint="try again"
+        ) from None
     ctx = PluginContext(app)
     message = to_model(app, row)
     log.info(
@@ -67,8 +80,8 @@ def receive_message(
         row.sender_raw or "-",
         row.called,
     )
-    app.hook.ums_message_received(message=message, ctx=ctx)
-    app.hook.ums_message_routed(message=message, ctx=ctx)
+    app.fire("ums_message_received", message=message, ctx=ctx)
+    app.fire("ums_message_routed", message=message, ctx=ctx)
     if run_now:
         from .queue import run_job_now
 
@@ -98,12 +111,31 @@ def _validate(app, incoming: IncomingMessage) -> dict:
     return fields
 
 
+def _discard(app, stored) -> None:
+    if stored is not None:
+        try:
+            os.unlink(app.path(stored.name))
+        except FileNotFoundError:
+            pass
+
+
 def _received_at(app, when: dt.datetime | None) -> dt.datetime:
+    now = db.utcnow()
     if when is None:
-        return db.utcnow()
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=zoneinfo.ZoneInfo(app.config.get("timezone")))
-    return when.astimezone(dt.UTC)
+        return now
+    try:
+        if when.tzinfo is None:
+            zone = zoneinfo.ZoneInfo(app.config.get("timezone"))
+            when = when.replace(tzinfo=zone)
+        when = when.astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        when = None
+    if when is None or not EARLIEST <= when <= now + dt.timedelta(days=1):
+        raise UmsError(
+            "received_at must lie between 1990 and tomorrow",
+            hint="give an ISO 8601 time such as 2026-12-04T08:15:00+01:00",
+        )
+    return when
 
 
 def _validate_sms(text: str) -> str:
@@ -120,9 +152,12 @@ def _probe_content(app, incoming: IncomingMessage) -> dict:
     if not path:
         raise MediaError(f"a {incoming.kind} message needs a content file")
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
     except OSError as exc:
         raise MediaError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaError(f"{path} is not a regular file")
+    size = info.st_size
     limit = app.config.get("limits.max_content_mb") * 1024 * 1024
     if size > limit:
         raise MediaError(

@@ -99,7 +99,8 @@ def _reject(app, row: db.Message, job: db.Job, reason: str, outcomes) -> None:
         finish_job(job)
     log.warning("msg %d: outbound %s rejected: %s", row.id, row.kind, reason)
     message = to_model(app, db.Message.get_by_id(row.id))
-    app.hook.ums_outgoing_rejected(
+    app.fire(
+        "ums_outgoing_rejected",
         message=message,
         reason=reason,
         outcomes=tuple(outcomes),
@@ -170,9 +171,9 @@ def finish_transmission(app, row, job, result, mark_done: bool = True) -> None:
     message = to_model(app, db.Message.get_by_id(row.id))
     ctx = PluginContext(app)
     if state == "sent":
-        app.hook.ums_outgoing_sent(message=message, result=result, ctx=ctx)
+        app.fire("ums_outgoing_sent", message=message, result=result, ctx=ctx)
     else:
-        app.hook.ums_outgoing_failed(message=message, result=result, ctx=ctx)
+        app.fire("ums_outgoing_failed", message=message, result=result, ctx=ctx)
 
 
 def handle_final_failure(app, job: db.Job, reason: str) -> None:

@@ -87,12 +87,74 @@ def claim_jobs(app, limit: int, only_id: int | None = None) -> list[db.Job]:
         ids = [job.id for job in query]
         if ids:
             db.Job.update(
-                state="running",
-                lease_owner=app.node,
-                lease_expires=expires,
-                attempts=db.Job.attempts + 1,
+                state="running", lease_owner=app.node, lease_expires=expires
             ).where(db.Job.id.in_(ids)).execute()
     return list(db.Job.select().where(db.Job.id.in_(ids)).order_by(db.Job.id))
+
+
+def start_job(app, job: db.Job) -> bool:
+    """Renew JOB's lease and count the attempt; False when the lease was lost.
+
+    A batch is claimed at once but run one job after the other, so each job
+    gets a fresh lease just before it runs: a long batch never lets another
+    worker take a job this one is about to do.
+    """
+    expires = db.utcnow() + dt.timedelta(seconds=LEASE_SECONDS)
+    with db.write_transaction():
+        taken = (
+            db.Job.update(lease_expires=expires, attempts=db.Job.attempts + 1)
+            .where(
+                (db.Job.id == job.id)
+                & (db.Job.state == "running")
+                & (db.Job.lease_owner == app.node)
+            )
+            .execute()
+        )
+    job.attempts += 1
+    return taken == 1
+
+
+def release_jobs(app, jobs: list[db.Job]) -> None:
+    """Give claimed jobs that were not started back to the queue."""
+    ids = [job.id for job in jobs]
+    if ids:
+        with db.write_transaction():
+            db.Job.update(state="queued", lease_owner=None, lease_expires=None).where(
+                db.Job.id.in_(ids)
+                & (db.Job.state == "running")
+                & (db.Job.lease_owner == app.node)
+            ).execute()
+
+
+def release_dead_leases(app) -> int:
+    """Requeue jobs leased by processes of this host that no longer exist."""
+    host = app.node.rsplit(":", 1)[0]
+    dead = []
+    for job in db.Job.select().where(
+        (db.Job.state == "running") & db.Job.lease_owner.startswith(host + ":")
+    ):
+        pid = job.lease_owner.rsplit(":", 1)[1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            dead.append(job.id)
+    if dead:
+        with db.write_transaction():
+            db.Job.update(state="queued", lease_owner=None).where(
+                db.Job.id.in_(dead)
+            ).execute()
+        log.warning("requeued %d jobs of ended processes on %s", len(dead), host)
+    return len(dead)
+
+
+def _process_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def finish_job(job: db.Job) -> None:
@@ -167,23 +229,36 @@ def run_job(app, job: db.Job) -> str:
 def run_job_now(app, job_id: int) -> str | None:
     """Claim and run job JOB_ID at once if it is still queued."""
     jobs = claim_jobs(app, 1, only_id=job_id)
-    return run_job(app, jobs[0]) if jobs else None
+    if not jobs or not start_job(app, jobs[0]):
+        return None
+    return run_job(app, jobs[0])
 
 
-def run_due_jobs(app, max_jobs: int = MAX_JOBS_PER_RUN) -> RunSummary:
-    """Run every due job in batches until none is due; return the counts."""
+def run_due_jobs(
+    app, max_jobs: int = MAX_JOBS_PER_RUN, should_stop=lambda: False
+) -> RunSummary:
+    """Run every due job in batches until none is due; return the counts.
+
+    SHOULD_STOP is asked before each job; when it says yes, the jobs claimed
+    but not started go back to the queue.
+    """
     summary = RunSummary()
     batch = app.config.get("smtp.batch_size")
     handled = 0
-    while handled < max_jobs:
+    while handled < max_jobs and not should_stop():
         jobs = claim_jobs(app, min(batch, max_jobs - handled))
         if not jobs:
             break
-        for job in jobs:
+        for index, job in enumerate(jobs):
+            if should_stop():
+                release_jobs(app, jobs[index:])
+                break
+            if not start_job(app, job):
+                continue
             outcome = run_job(app, job)
             setattr(summary, outcome, getattr(summary, outcome) + 1)
         handled += len(jobs)
-    app.hook.ums_queue_drained(ctx=PluginContext(app))
+    app.fire("ums_queue_drained", ctx=PluginContext(app))
     return summary
 
 

@@ -6,7 +6,7 @@ import logging
 import signal
 import threading
 
-from .queue import run_due_jobs
+from .queue import release_dead_leases, run_due_jobs
 from .spool import scan_spool
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class Server:
         poll = self.app.config.get("spool.poll")
         mode = self.app.config.get("mode")
         log.info("ums serve started on %s (mode %s)", self.app.node, mode)
+        release_dead_leases(self.app)
         gateway = self.start_gateway()
         cycles = 0
         try:
@@ -63,6 +64,6 @@ class Server:
         """Take the spool entries, then run the due jobs."""
         try:
             scan_spool(self.app)
-            run_due_jobs(self.app)
+            run_due_jobs(self.app, should_stop=self.stopping.is_set)
         except Exception:  # keep serving; the failed step is retried next cycle
             log.exception("serve cycle failed; retrying in the next cycle")

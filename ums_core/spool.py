@@ -23,11 +23,12 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 
 import attrs
 
 from .content import fsync_dir
-from .errors import UmsError
+from .errors import BusyError, UmsError
 from .intake import receive_message
 from .model import IncomingMessage
 
@@ -52,7 +53,7 @@ def spool_folder(home: str, part: str) -> str:
 
 def submit_to_spool(home: str, meta: dict, content_path: str | None = None) -> str:
     """Hand a message to the spool of HOME the documented way; return its name."""
-    name = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S-")
+    name = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S%f-")
     name += secrets.token_hex(6)
     tmp, new = spool_folder(home, "tmp"), spool_folder(home, "new")
     meta = dict(meta)
@@ -86,25 +87,45 @@ def scan_spool(app, limit: int = 1000) -> list[SpoolOutcome]:
 
 
 def take_entry(app, name: str) -> SpoolOutcome:
-    """Commit the spool entry NAME, or move it aside with the reason."""
+    """Commit the spool entry NAME, or move it aside with the reason.
+
+    A busy database leaves the entry where it is, for the next scan; every
+    other problem, expected or not, moves it to spool/bad with the reason.
+    """
     new = spool_folder(app.home, "new")
     meta_path = os.path.join(new, name + ".json")
+    meta: dict = {}
     try:
         meta = _read_meta(meta_path)
         incoming, content = _incoming_from_meta(meta, new)
         ref = "spool:" + name
         message_id = receive_message(app, incoming, run_now=False, source_ref=ref)
-    except UmsError as exc:
-        _move_aside(app, name, meta_path, exc.message)
+    except BusyError as exc:
+        log.warning("spool entry %s left for later: %s", name, exc.message)
         return SpoolOutcome(name, None, exc.message)
+    except UmsError as exc:
+        return _refuse(app, name, meta, exc.message)
+    except (OSError, ValueError, RecursionError) as exc:
+        return _refuse(app, name, meta, f"cannot read the entry: {exc}")
     os.unlink(meta_path)
     if content:
         os.unlink(content)
     return SpoolOutcome(name, message_id)
 
 
+def _refuse(app, name: str, meta: dict, reason: str) -> SpoolOutcome:
+    content = meta.get("content") if isinstance(meta, dict) else None
+    if not isinstance(content, str) or os.path.basename(content) != content:
+        content = None
+    _move_aside(app, name, content, reason)
+    return SpoolOutcome(name, None, reason)
+
+
 def _read_meta(path: str) -> dict:
-    if os.path.getsize(path) > MAX_META_BYTES:
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise UmsError("the metadata entry is not a regular file")
+    if info.st_size > MAX_META_BYTES:
         raise UmsError("metadata file is larger than 64 KiB")
     try:
         with open(path, encoding="utf-8") as handle:
@@ -147,8 +168,12 @@ def _content_path(name, folder: str) -> str:
     if os.path.basename(name) != name or name.startswith(".") or "\0" in name:
         raise UmsError(f"content name {name!r} must be a plain file name")
     path = os.path.join(folder, name)
-    if not os.path.isfile(path):
-        raise UmsError(f"content file {name} is missing")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        raise UmsError(f"content file {name} is missing") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UmsError(f"content file {name} is not a regular file")
     return path
 
 
@@ -161,10 +186,10 @@ def _parse_time(text: str | None) -> dt.datetime | None:
         raise UmsError(f"received_at {text!r} is not an ISO 8601 time") from None
 
 
-def _move_aside(app, name: str, meta_path: str, reason: str) -> None:
+def _move_aside(app, name: str, content: str | None, reason: str) -> None:
     new, bad = spool_folder(app.home, "new"), spool_folder(app.home, "bad")
-    for entry in sorted(os.listdir(new)):
-        if entry == name + ".json" or entry.startswith(name + "."):
+    for entry in (name + ".json", content):
+        if entry and os.path.lexists(os.path.join(new, entry)):
             os.replace(os.path.join(new, entry), os.path.join(bad, entry))
     with open(os.path.join(bad, name + ".reason.txt"), "w", encoding="utf-8") as out:
         out.write(reason + "\n")

@@ -89,12 +89,20 @@ class SmtpTransport:
             smtp.ehlo()
             self._start_tls(smtp)
             if get("smtp.user"):
+                self._refuse_clear_text_login(smtp)
                 smtp.login(get("smtp.user"), read_password(get("smtp.password_file")))
         except BaseException:
             smtp.close()
             raise
         log.info("connected to mail server %s:%s", get("smtp.host"), get("smtp.port"))
         return smtp
+
+    def _refuse_clear_text_login(self, smtp: smtplib.SMTP) -> None:
+        if not isinstance(smtp.sock, ssl.SSLSocket):
+            raise UmsError(
+                "refusing to send the SMTP password without TLS"
+                " (the server offered no STARTTLS)"
+            )
 
     def _start_tls(self, smtp: smtplib.SMTP) -> None:
         policy = self.config.get("smtp.starttls")

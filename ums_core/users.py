@@ -17,6 +17,14 @@ log = logging.getLogger(__name__)
 NUMBER_KINDS = ("fax", "voice", "sms")
 
 
+def clean_name(text: str) -> str:
+    """Return a display name on one line, without control characters."""
+    import unicodedata
+
+    chars = [" " if unicodedata.category(c)[0] == "C" else c for c in text or ""]
+    return " ".join("".join(chars).split())[:200]
+
+
 def normalize_email(text: str) -> str:
     """Return EMAIL in the form ums stores (lower case); refuse a bad one."""
     try:
@@ -52,7 +60,7 @@ def add_user(
         if db.User.get_or_none(db.User.email == email):
             raise UmsError(f"user {email} already exists")
         _check_numbers_free([e164 for _, e164 in owned], exclude=None)
-        row = db.User.create(email=email, name=name.strip(), language=language)
+        row = db.User.create(email=email, name=clean_name(name), language=language)
         for kind, e164 in owned:
             db.Number.create(user=row, kind=kind, e164=e164)
     log.info("user %s added with %d numbers", email, len(owned))

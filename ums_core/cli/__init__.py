@@ -149,5 +149,6 @@ def echo_json(data) -> None:
 
 
 def main() -> None:
-    """Run the ``ums`` command."""
+    """Run the ``ums`` command; everything it creates is owner-only."""
+    os.umask(0o077)
     cli(prog_name="ums")

@@ -42,7 +42,9 @@ def get_command(state: CliState, key):
 @click.pass_obj
 def set_command(state: CliState, key, value):
     """Set KEY to VALUE; a bad key or value changes nothing."""
-    app = state.app()
+    from ..config import CORE_KEYS
+
+    app = state.app(load_plugins=key not in {k.name for k in CORE_KEYS})
     parsed = app.config.set(key, value)
     if key == "site.base_number" and parsed:
         import attrs

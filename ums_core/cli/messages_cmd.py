@@ -76,7 +76,15 @@ def show_command(state: CliState, message_id, as_json):
         echo_json(data)
         return
     for key, value in data.items():
-        click.echo(f"{key}: {value}")
+        if isinstance(value, list):
+            click.echo(f"{key}:")
+            for item in value:
+                click.echo("  " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            shown = "" if value is None else value
+            if isinstance(value, bool):
+                shown = str(value).lower()
+            click.echo(f"{key}: {shown}")
 
 
 @messages_group.command("export")

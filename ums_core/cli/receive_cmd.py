@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..errors import UmsError
 from . import CliState
 
 
@@ -15,7 +16,7 @@ def _common(func):
         click.option("--from", "sender", default="", help="Caller's number."),
         click.option("--to", "called", required=True, help="Called number."),
         click.option("--name", default="", help="Caller's name."),
-        click.option("--station-id", default="", help="Fax station id (TSI)."),
+        click.option("--station-id", default="", help="Sending station id (TSI)."),
         click.option("--received-at", default=None, help="ISO 8601 time."),
     ]
     for option in reversed(options):
@@ -78,5 +79,12 @@ def voice_command(state: CliState, file, **options):
 def sms_command(state: CliState, text, **options):
     """Receive an SMS; print the message id."""
     if text is None:
-        text = sys.stdin.read()
+        raw = sys.stdin.buffer.read(1024 * 1024)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UmsError(
+                f"the SMS text on stdin is not UTF-8 (byte {exc.start})",
+                hint="convert it first, e.g. iconv -f ISO-8859-15 -t UTF-8",
+            ) from None
     _receive(state, "sms", text=text, **options)

@@ -126,7 +126,8 @@ def delete_unknown(app, envelope: Envelope, recipients: list[str], subject: str)
         recipients,
         subject,
     )
-    app.hook.ums_outgoing_deleted(
+    app.fire(
+        "ums_outgoing_deleted",
         sender=envelope.mail_from,
         recipients=recipients,
         subject=subject,
@@ -178,5 +179,5 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
             row.recipient,
             row.called,
         )
-        app.hook.ums_outgoing_accepted(message=to_model(app, row), ctx=ctx)
+        app.fire("ums_outgoing_accepted", message=to_model(app, row), ctx=ctx)
     return ids

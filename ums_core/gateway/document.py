@@ -438,11 +438,11 @@ def read_raw_filename(part: EmailMessage) -> str:
     """
     headers = {key.lower(): value for key, value in part.raw_items()}
     for field, param in (("content-disposition", "filename"), ("content-type", "name")):
-        raw = headers.get(field, "").encode("ascii", "surrogateescape")
+        raw = str(headers.get(field, "")).encode("utf-8", "surrogateescape")
         text = render.decode_bytes(raw, None)
         match = re.search(rf'\b{param}\s*=\s*(?:"([^"]*)"|([^;\s]+))', text, re.I)
         if match:
-            return match.group(1) or match.group(2)
+            return match.group(1) or match.group(2) or ""
     return ""
 
 

@@ -386,7 +386,18 @@ def spell_renderable(text: str) -> str:
     """Return TEXT with tabs expanded and every character one the font can draw."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = unicodedata.normalize("NFC", text).expandtabs(8)
-    return "".join(spell_char(char) for char in text)
+    return text.translate(SPELLING_TABLE)
+
+
+class SpellingTable(dict):
+    """A str.translate table that spells each character on first sight."""
+
+    def __missing__(self, code: int) -> str:
+        spelled = self[code] = spell_char(chr(code))
+        return spelled
+
+
+SPELLING_TABLE = SpellingTable()
 
 
 @functools.cache
@@ -447,10 +458,20 @@ def load_font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 def wrap_line(line: str) -> list[str]:
     """Return LINE broken into lines that fit the page width."""
-    if not line.strip():
-        return [""]
-    pieces = textwrap.wrap(line.rstrip(), COLUMNS, break_on_hyphens=False)
+    line = line.rstrip()
+    if len(line) <= COLUMNS and is_monospace():
+        return [line]
+    pieces = textwrap.wrap(line, COLUMNS, break_on_hyphens=False) or [""]
+    if is_monospace():
+        return pieces
     return [short for piece in pieces for short in fit_width(piece)]
+
+
+@functools.cache
+def is_monospace() -> bool:
+    """Tell whether every character of the font is as wide as any other."""
+    font = load_font()
+    return font.getlength("i") == font.getlength("W") == font.getlength("ä")
 
 
 def fit_width(line: str) -> list[str]:

@@ -1,0 +1,227 @@
+"""Regressions found by trying to break ums: poison input, leases, busy database."""
+
+import json
+import os
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from ums_core import db
+from ums_core.cli import cli
+from ums_core.errors import BusyError, UmsError
+from ums_core.hookspecs import hookimpl
+from ums_core.intake import receive_message
+from ums_core.model import IncomingMessage
+from ums_core.numbers import SiteRules
+from ums_core.queue import claim_jobs, release_dead_leases, run_due_jobs, start_job
+from ums_core.spool import scan_spool, spool_folder, submit_to_spool
+from ums_core.users import add_user
+
+
+def write_entry(app, name, text):
+    with open(os.path.join(spool_folder(app.home, "new"), name), "w") as handle:
+        handle.write(text)
+
+
+def test_poison_spool_entries_go_to_bad_and_the_rest_is_taken(app):
+    app.config.set("timezone", "Europe/Berlin")
+    write_entry(app, "a1.json", '{"kind":"sms","to":"+4930999","text":"x \\ud800 y"}')
+    write_entry(app, "a2.json", "[" * 30000)
+    write_entry(
+        app,
+        "a3.json",
+        json.dumps(
+            {
+                "kind": "sms",
+                "to": "+4930999",
+                "text": "x",
+                "received_at": "0001-01-01T00:00",
+            }
+        ),
+    )
+    os.mkdir(os.path.join(spool_folder(app.home, "new"), "a4.json"))
+    os.mkfifo(os.path.join(spool_folder(app.home, "new"), "a5.json"))
+    os.mkfifo(os.path.join(spool_folder(app.home, "new"), "a6.tif"))
+    write_entry(app, "a6.json", '{"kind":"fax","to":"+4930999","content":"a6.tif"}')
+    good = submit_to_spool(app.home, {"kind": "sms", "to": "+4930999", "text": "ok"})
+    outcomes = {o.entry: o for o in scan_spool(app)}
+    assert outcomes[good].message_id is not None
+    for name in ("a1", "a2", "a3", "a4", "a5", "a6"):
+        assert outcomes[name].message_id is None and outcomes[name].error, name
+        assert os.path.exists(
+            os.path.join(spool_folder(app.home, "bad"), f"{name}.json")
+        )
+    assert "surrogates" in outcomes["a1"].error
+    assert "between 1990" in outcomes["a3"].error
+    assert "regular file" in outcomes["a6"].error
+    assert os.listdir(spool_folder(app.home, "new")) == []
+
+
+def test_spool_refusal_moves_only_its_own_files(app, tmp_path):
+    write_entry(app, "d01.json", '{"kind":"fax","to":"+4930999","content":"gone.tif"}')
+    from ums_core.samples import write_fax_tiff
+
+    fax = tmp_path / "f.tif"
+    write_fax_tiff(str(fax), "second")
+    os.replace(fax, os.path.join(spool_folder(app.home, "new"), "d01.second.tif"))
+    write_entry(
+        app,
+        "d01.second.json",
+        '{"kind":"fax","to":"+4930999","content":"d01.second.tif"}',
+    )
+    write_entry(app, "e01.json", '{"kind":"fux","to":"1","content":"other.wav"}')
+    write_entry(app, "other.wav", "not audio")
+    outcomes = {o.entry: o for o in scan_spool(app)}
+    assert outcomes["d01.second"].message_id is not None
+    assert sorted(os.listdir(spool_folder(app.home, "bad"))) == [
+        "d01.json",
+        "d01.reason.txt",
+        "e01.json",
+        "e01.reason.txt",
+        "other.wav",
+    ]
+
+
+def test_busy_database_refuses_cleanly_without_orphans(app, tmp_path):
+    from ums_core.samples import write_fax_tiff
+
+    fax = tmp_path / "f.tif"
+    write_fax_tiff(str(fax), "busy")
+    db.open_database(app.path("ums.db"), busy_seconds=0.2)
+    blocker = sqlite3.connect(app.path("ums.db"))
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(BusyError, match="nothing was stored"):
+            receive_message(
+                app,
+                IncomingMessage(kind="fax", called="+4930999", content_path=str(fax)),
+            )
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert [f for _, _, fs in os.walk(app.path("content")) for f in fs] == []
+    assert db.Message.select().count() == 0
+
+
+class FailingPlugin:
+    UMS_ROLE = "extension"
+
+    @hookimpl
+    def ums_message_received(self, message, ctx):
+        raise RuntimeError("plugin bug")
+
+
+def test_plugin_failing_in_an_event_does_not_fail_intake(app, caplog):
+    app.pm.register(FailingPlugin(), name="failing")
+    message_id = receive_message(
+        app, IncomingMessage(kind="sms", called="+4930999", text="x")
+    )
+    assert db.Message.get_by_id(message_id).state == "stored"
+    assert "plugin failing failed in ums_message_received" in caplog.text
+
+
+def test_lost_lease_is_not_run(app):
+    for text in ("a", "b"):
+        receive_message(
+            app,
+            IncomingMessage(kind="sms", called="+4930999", text=text),
+            run_now=False,
+        )
+    first, second = claim_jobs(app, 2)
+    db.Job.update(lease_owner="other-node:1").where(db.Job.id == second.id).execute()
+    assert start_job(app, first) is True
+    assert start_job(app, second) is False
+
+
+def test_dead_process_leases_are_released(app):
+    receive_message(
+        app, IncomingMessage(kind="sms", called="+4930999", text="a"), run_now=False
+    )
+    host = app.node.rsplit(":", 1)[0]
+    db.Job.update(
+        state="running",
+        lease_owner=f"{host}:999999999",
+        lease_expires=db.utcnow().replace(year=2100),
+    ).execute()
+    assert release_dead_leases(app) == 1
+    assert run_due_jobs(app).done == 1
+
+
+def test_stop_request_releases_claimed_jobs(app):
+    for text in ("a", "b", "c"):
+        receive_message(
+            app,
+            IncomingMessage(kind="sms", called="+4930999", text=text),
+            run_now=False,
+        )
+    asked = []
+
+    def stop_after_one():
+        asked.append(1)
+        return len(asked) > 2
+
+    summary = run_due_jobs(app, should_stop=stop_after_one)
+    assert summary.done == 1
+    states = [job.state for job in db.Job.select().order_by(db.Job.id)]
+    assert states == ["done", "queued", "queued"]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00", "9999-12-31T23:30:00+00:00"])
+def test_extreme_received_at_is_refused(app, when):
+    import datetime as dt
+
+    with pytest.raises(UmsError, match="between 1990"):
+        receive_message(
+            app,
+            IncomingMessage(
+                kind="sms",
+                called="+4930999",
+                text="x",
+                received_at=dt.datetime.fromisoformat(when),
+            ),
+        )
+
+
+def test_cli_stdin_not_utf8_is_one_line_error(run):
+    result = run("receive", "sms", "--to", "+4930999", input=b"Gr\xfc\xdfe")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the SMS text on stdin is not UTF-8")
+
+
+def test_non_ascii_addresses_are_refused(app):
+    with pytest.raises(UmsError, match="non-ASCII"):
+        add_user("émile@exämple.test", SiteRules())
+    with pytest.raises(UmsError, match="non-ASCII"):
+        app.config.set("default_recipient", "bürö@example.test")
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("smtp.timeout", "0"),
+        ("spool.poll", "0"),
+        ("smtp.port", "abc"),
+    ],
+)
+def test_config_values_that_would_break_serving_are_refused(run, key, value):
+    result = run("config", "set", key, value)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "invalid literal" not in result.stderr
+
+
+def test_user_names_are_one_line(app):
+    user = add_user("bob@example.test", SiteRules(), "Bob\r\nBcc: x@y" + "z" * 500)
+    assert user.name.startswith("Bob Bcc: x@y") and len(user.name) == 200
+
+
+def test_config_set_repairs_a_bad_value_in_the_file(home):
+    path = os.path.join(home, "config.toml")
+    with open(path) as handle:
+        text = handle.read().replace('mode = "local"', 'mode = "weird"')
+    with open(path, "w") as handle:
+        handle.write(text)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", home, "mode"]).exit_code == 1
+    result = runner.invoke(cli, ["--home", home, "config", "set", "mode", "local"])
+    assert result.exit_code == 0, result.output
