@@ -152,7 +152,7 @@ def test_migration_from_schema_1_keeps_rows(tmp_path):
     old.commit()
     old.close()
     database = db.open_database(path)
-    assert db.migrate(database) == 2
+    assert db.migrate(database) == db.SCHEMA_VERSION
     row = db.Message.get_by_id(7)
     assert (row.text, row.subject, row.attempts) == ("old", "", 0)
-    assert db.read_schema_version(database) == 2
+    assert db.read_schema_version(database) == db.SCHEMA_VERSION

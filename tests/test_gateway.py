@@ -376,3 +376,61 @@ def test_converter_extension_point_adds_types(gateway_app, smtp_sink):
     [row] = outbound()
     assert converter.seen == ["Angebot.docx"]
     assert (row.state, row.pages) == ("sent", 2)
+
+
+@pytest.fixture
+def tls_gateway(home, smtp_sink, tmp_path):
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "gw.pem"))
+    port = free_port()
+    use_mailserver(
+        home,
+        smtp_sink,
+        gateway__listen=f"127.0.0.1:{port}",
+        gateway__allowed_clients="10.99.0.0/16",
+        transmit__backend="simulation",
+        gateway__tls_cert=str(tmp_path / "gw.pem"),
+    )
+    app = reopen(home)
+    add_user("alice@example.test", RULES, "Alice", "de", {"fax": ["+4989123456"]})
+    from ums_core.users import set_password
+
+    set_password("alice@example.test", "correct horse battery")
+    gateway = Gateway(app)
+    gateway.start()
+    context = __import__("ssl").create_default_context()
+    ca.configure_trust(context)
+    yield app, port, context
+    gateway.stop()
+    app.close()
+
+
+def test_gateway_auth_over_starttls_identifies_the_login(tls_gateway):
+    app, port, context = tls_gateway
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.starttls(context=context)
+        smtp.login("alice@example.test", "correct horse battery")
+        smtp.send_message(
+            fax_mail(sender="whatever@elsewhere.test"),
+            from_addr="whatever@elsewhere.test",
+            to_addrs=[FAX],
+        )
+    [row] = outbound()
+    assert row.recipient == "alice@example.test"
+
+
+def test_gateway_auth_wrong_password_and_no_tls_are_refused(tls_gateway):
+    app, port, context = tls_gateway
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.ehlo()
+        assert not smtp.has_extn("auth")
+        code, _ = smtp.mail("alice@example.test")
+        assert code == 550
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.starttls(context=context)
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp.login("alice@example.test", "wrong")
+    assert outbound() == []

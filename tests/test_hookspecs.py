@@ -26,11 +26,11 @@ def test_hookspec_is_documented(name):
 
 def test_hook_names_follow_the_convention():
     verbs = ("declare", "add", "resolve", "compose", "store", "send", "identify")
-    verbs += ("convert", "transmit")
+    verbs += ("convert", "transmit", "lookup")
     for name in SPECS:
         words = name.split("_")
         assert words[0] == "ums"
-        participle = words[-1].endswith("ed") or words[-1] == "sent"
+        participle = words[-1].endswith("ed") or words[-1] in ("sent", "set")
         assert words[1] in verbs or participle, name
 
 
@@ -86,6 +86,8 @@ def test_every_hook_is_exercised(home, smtp_sink, tmp_path):
     app.config.set("default_recipient", "fallback@example.test")
     run_due_jobs(app)
     run_outbound_flows(app)
+    run_account_flows(app)
+    run_voice_flows(app)
     missing = set(SPECS) - recorder.calls
     assert not missing, missing
 
@@ -124,3 +126,35 @@ def run_outbound_flows(app):
             app, Envelope("127.0.0.1", False, sender, (destination,), mail.as_bytes())
         )
     run_due_jobs(app)
+
+
+def run_account_flows(app):
+    """Passwords, info mails and a caller lookup, through the product's code."""
+    from ums_core.accounts import issue_password, send_infomail
+    from ums_core.users import find_active_user
+
+    alice = find_active_user("alice@example.test")
+    issue_password(app, alice, "new")
+    send_infomail(app, alice)
+    app.config.set("sender_identification", "true")
+    receive_message(
+        app,
+        IncomingMessage(kind="sms", called="+4930555", sender="+4930111", text="x"),
+    )
+
+
+def run_voice_flows(app):
+    """A voice mailbox and announcement access, through the product's code."""
+    from ums_core.announcement import issue_access
+    from ums_core.numbers import SiteRules
+    from ums_core.users import add_user
+    from ums_core.voicemail import enable_mailbox
+
+    app.config.set("announcement.number", "+4989123499")
+    add_user(
+        "vera@example.test",
+        SiteRules(area_code="89"),
+        numbers={"voice": ["+4989123458"]},
+    )
+    enable_mailbox(app, "vera@example.test")
+    issue_access(app, "ops@example.test")

@@ -115,13 +115,18 @@ class App:
         Events come after the commit they report, so a plugin's exception must
         not turn a committed message into a reported failure: it is logged.
         """
+        self.collect(event, **kwargs)
+
+    def collect(self, event: str, **kwargs) -> list:
+        """Call EVENT on every active plugin, guarded, and return their answers."""
+        answers = []
         caller = getattr(self.pm.hook, event)
         for impl in reversed(caller.get_hookimpls()):
-            log.debug("event %s -> %s", event, impl.plugin_name)
             try:
-                impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception:  # third-party code; the event is informational
+                answers.append(impl.function(*[kwargs[n] for n in impl.argnames]))
+            except Exception:  # third-party code; a failure counts as no answer
                 log.exception("plugin %s failed in %s", impl.plugin_name, event)
+        return answers
 
     @property
     def hook(self):

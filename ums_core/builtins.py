@@ -5,6 +5,7 @@ They answer last: a plugin registered later wins a firstresult hook.
 
 from __future__ import annotations
 
+from .directory import AddressBook
 from .hookspecs import hookimpl
 from .plugins import LoadedPlugin
 from .transport import SmtpTransport
@@ -76,6 +77,7 @@ def builtin_plugins(version: str) -> list[LoadedPlugin]:
         ("core.senders", UserSenders()),
         ("core.smtp", SmtpRelay()),
         ("core.transmit", Telephony()),
+        ("core.directory", AddressBook()),
     )
     for name, obj in builtins:
         found.append(
@@ -85,6 +87,7 @@ def builtin_plugins(version: str) -> list[LoadedPlugin]:
                 version=version,
                 obj=obj,
                 role=obj.UMS_ROLE,
+                feature=getattr(obj, "UMS_FEATURE", ""),
                 description=(type(obj).__doc__ or "").strip().split("\n")[0],
             )
         )

@@ -299,6 +299,18 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("transmit.outbox", "", parse_text, "outbox folder ('' = in instance)"),
     ConfigKey("transmit.poll", 30.0, at_least(1), "how often to ask for results"),
     ConfigKey("simulation.fail", [], parse_numbers, "numbers the simulation fails"),
+    ConfigKey(
+        "sender_identification", False, parse_bool, "look callers up (mailserver)"
+    ),
+    ConfigKey("directory.file", "", parse_text, "address book (CSV or vCard)"),
+    ConfigKey(
+        "directory.match", "unique", choice("first", "unique"), "several contacts"
+    ),
+    ConfigKey("remote_inquiry", False, parse_bool, "phone may play voice messages"),
+    ConfigKey("voicemail.number", "", parse_text, "number users call for voice mail"),
+    ConfigKey("voicemail.max_failures", 5, bounded_int(1, 100), "wrong PINs to lock"),
+    ConfigKey("announcement.number", "", parse_text, "number to record it"),
+    ConfigKey("journal.url", "", parse_text, "the journal's address for info mails"),
 )
 
 

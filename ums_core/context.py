@@ -71,3 +71,16 @@ class PluginContext:
         from .mailqueue import queue_mail
 
         return queue_mail(self._app, mail, purpose, message_id)
+
+    def lookup_caller(self, number: str | None):
+        """Return the directory's Contact for the caller NUMBER (E.164), or None.
+
+        Nothing is looked up without a number, in ``local`` mode, or when
+        sender identification is off.
+        """
+        config = self.config
+        if number is None or config.get("mode") != "mailserver":
+            return None
+        if not config.get("sender_identification"):
+            return None
+        return self._app.hook.ums_lookup_caller(number=number, ctx=self)

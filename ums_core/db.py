@@ -16,7 +16,7 @@ from .errors import UmsError
 log = logging.getLogger(__name__)
 
 database = pw.DatabaseProxy()
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> dt.datetime:
@@ -133,7 +133,44 @@ class Job(BaseModel):
         indexes = ((("state", "due_at"), False),)
 
 
-MODELS = (Meta, User, Number, Message, Mail, Job)
+class Mailbox(BaseModel):
+    """A user's voice mailbox; the PIN is kept only as its argon2 hash."""
+
+    user = pw.ForeignKeyField(
+        User, unique=True, backref="mailboxes", on_delete="CASCADE"
+    )
+    number = pw.CharField(index=True)
+    pin_hash = pw.CharField()
+    failures = pw.IntegerField(default=0)
+    locked = pw.BooleanField(default=False)
+    trust_own_numbers = pw.BooleanField(default=False)
+    created_at = UtcDateTimeField(default=utcnow)
+
+
+class AnnouncementAccess(BaseModel):
+    """Access data for recording the global announcement (not a user login)."""
+
+    username = pw.CharField(unique=True)
+    recipient = pw.CharField()
+    pin_hash = pw.CharField()
+    failures = pw.IntegerField(default=0)
+    locked = pw.BooleanField(default=False)
+    created_at = UtcDateTimeField(default=utcnow)
+
+
+class Announcement(BaseModel):
+    """The current global announcement: a WAV file in the instance."""
+
+    content_name = pw.CharField()
+    content_size = pw.IntegerField(default=0)
+    content_sha256 = pw.CharField()
+    duration = pw.FloatField(null=True)
+    detail = pw.CharField(default="")
+    set_at = UtcDateTimeField(default=utcnow)
+
+
+VOICE_MODELS = (Mailbox, AnnouncementAccess, Announcement)
+MODELS = (Meta, User, Number, Message, Mail, Job, *VOICE_MODELS)
 
 
 def _migrate_to_1(db: pw.Database) -> None:
@@ -164,7 +201,12 @@ def _migrate_to_2(db: pw.Database) -> None:
     migrate(*steps)
 
 
-MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2}
+def _migrate_to_3(db: pw.Database) -> None:
+    """Add the voice mailbox and global announcement tables."""
+    db.create_tables(VOICE_MODELS, safe=True)
+
+
+MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
 
 
 def open_database(path: str, busy_seconds: float = 10.0) -> pw.Database:

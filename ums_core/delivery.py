@@ -98,6 +98,8 @@ def send_mail(app, job: db.Job) -> None:
         db.Mail.update(state="sent", sent_at=db.utcnow(), last_error="").where(
             db.Mail.id == mail_row.id
         ).execute()
+        if mail_row.purpose == "secret":
+            _forget_secret_mail(app, mail_row)
         if mail_row.message_id and mail_row.purpose == "message":
             db.Message.update(state="delivered", error="").where(
                 db.Message.id == mail_row.message_id
@@ -114,6 +116,14 @@ def _log_sent(app, mail_row, mail, ctx) -> None:
     if mail_row.message_id and mail_row.purpose == "message":
         message = to_model(app, db.Message.get_by_id(mail_row.message_id))
         app.fire("ums_message_delivered", message=message, mail=mail, ctx=ctx)
+
+
+def _forget_secret_mail(app, row: db.Mail) -> None:
+    """Remove the file of a sent mail that carried a password or PIN."""
+    try:
+        os.unlink(app.path(row.path))
+    except FileNotFoundError:
+        pass
 
 
 def _load_mail(app, row: db.Mail) -> Mail:
@@ -170,8 +180,3 @@ def _load_mail_quietly(app, row: db.Mail) -> Mail | None:
         return _load_mail(app, row)
     except JobFailure:
         return None
-
-
-def content_exists(app, row: db.Message) -> bool:
-    """Return True when the message's content file is in the instance."""
-    return bool(row.content_name) and os.path.exists(app.path(row.content_name))

@@ -124,6 +124,16 @@ def ums_transmit_message(message, ctx):
     """
 
 
+@hookspec(firstresult=True)
+def ums_lookup_caller(number, ctx):
+    """Return the :class:`ums_core.model.Contact` for the caller NUMBER, or None.
+
+    Called for inbound messages in ``mailserver`` mode when sender
+    identification is on (never in ``local`` mode). ``number`` is E.164.
+    The name found goes into the e-mail's subject, body and From name.
+    """
+
+
 # Events -----------------------------------------------------------------------
 
 
@@ -200,3 +210,40 @@ def ums_outgoing_sent(message, result, ctx):
 @hookspec
 def ums_outgoing_failed(message, result, ctx):
     """The outbound MESSAGE was not transmitted, for good; RESULT says why."""
+
+
+@hookspec
+def ums_password_set(user, password, reason, ctx):
+    """USER got a new login PASSWORD (``reason``: ``new`` or ``reset``).
+
+    Only informational notice plugins receive it (they are inactive when info
+    mails are off). Return True when the password was queued in a mail to the
+    user; when no plugin returns True the command shows it to the admin.
+    Never log the password.
+    """
+
+
+@hookspec
+def ums_voicemail_created(user, mailbox, pin, ctx):
+    """USER's voice mailbox MAILBOX (its number) got the PIN.
+
+    Return True when the welcome mail carrying the PIN was queued; otherwise
+    the command shows the PIN to the admin. Never log the PIN.
+    """
+
+
+@hookspec
+def ums_announcement_access_issued(recipient, username, pin, number, ctx):
+    """Access data for recording the global announcement was made for RECIPIENT.
+
+    ``username`` and ``pin`` log in at ``number``. Return True when the mail
+    carrying them was queued; otherwise the command shows them. Never log them.
+    """
+
+
+@hookspec
+def ums_infomail_requested(user, ctx):
+    """The admin asked for the info mail explaining the service to USER.
+
+    Return True when it was queued.
+    """

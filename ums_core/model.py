@@ -103,6 +103,22 @@ class Message:
 
 
 @attrs.frozen
+class Contact:
+    """A directory entry found for a caller's number (sender identification)."""
+
+    name: str
+    company: str = ""
+    number: str = ""
+
+    @property
+    def label(self) -> str:
+        """Return the company, else the name; both when they differ."""
+        if self.company and self.name and self.company != self.name:
+            return f"{self.name} ({self.company})"
+        return self.company or self.name
+
+
+@attrs.frozen
 class TransmitResult:
     """What the telephony side says about one outgoing message.
 

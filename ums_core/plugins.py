@@ -38,6 +38,7 @@ class LoadedPlugin:
     info_mail: bool = False
     description: str = ""
     error: str = ""
+    feature: str = ""
 
 
 def read_only_filter(environ=os.environ) -> set[str] | None:
@@ -83,6 +84,7 @@ def _load_entry_point(ep, plugin: LoadedPlugin) -> None:
     plugin.obj = obj
     plugin.role = role
     plugin.info_mail = bool(getattr(obj, "UMS_INFO_MAIL", False))
+    plugin.feature = str(getattr(obj, "UMS_FEATURE", "") or "")
     plugin.description = (getattr(obj, "__doc__", "") or "").strip().split("\n")[0]
 
 
@@ -104,7 +106,15 @@ def decide_activation(plugin: LoadedPlugin, config) -> tuple[bool, bool, str]:
         return True, False, "storage mode is mailserver and archiving is off"
     if plugin.info_mail and not config.get("info_mails"):
         return True, False, "info mails are off (info_mails = false)"
+    if plugin.feature in MAILBOX_FEATURES:
+        if mode != "mailserver":
+            return True, False, f"{plugin.feature} is unavailable in local mode"
+        if not config.get(plugin.feature):
+            return True, False, f"{plugin.feature} is off"
     return True, True, ""
+
+
+MAILBOX_FEATURES = ("sender_identification", "remote_inquiry")
 
 
 def create_plugin_manager() -> pluggy.PluginManager:

@@ -157,3 +157,31 @@ def find_active_user(address: str) -> User | None:
         return None
     row = db.User.get_or_none((db.User.email == email) & (db.User.active == True))  # noqa: E712
     return to_model(row) if row else None
+
+
+def set_password(email: str, password: str) -> User:
+    """Store the argon2 hash of PASSWORD for user EMAIL (never the password)."""
+    from .secrets import hash_secret
+
+    hashed = hash_secret(password)
+    with db.write_transaction():
+        row = get_user_row(email)
+        row.password_hash = hashed
+        row.save()
+    log.info("user %s got a new password", row.email)
+    return to_model(row)
+
+
+def check_password(email: str, password: str) -> User | None:
+    """Return the active user EMAIL when PASSWORD is theirs, else None."""
+    from .secrets import needs_rehash, verify_secret
+
+    user = find_active_user(email)
+    if user is None:
+        return None
+    row = db.User.get(db.User.email == user.email)
+    if not verify_secret(row.password_hash, password):
+        return None
+    if needs_rehash(row.password_hash):
+        set_password(row.email, password)
+    return user

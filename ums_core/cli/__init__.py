@@ -25,6 +25,10 @@ SUBCOMMANDS = {
     "queue": "ums_core.cli.queue_cmd:queue_group",
     "plugins": "ums_core.cli.plugins_cmd:plugins_group",
     "serve": "ums_core.cli.serve_cmd:serve_command",
+    "status": "ums_core.cli.status_cmd:status_command",
+    "voicemail": "ums_core.cli.voicemail_cmd:voicemail_group",
+    "announcement": "ums_core.cli.announcement_cmd:announcement_group",
+    "templates": "ums_core.cli.templates_cmd:templates_group",
 }
 
 

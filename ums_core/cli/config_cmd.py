@@ -56,6 +56,10 @@ def set_command(state: CliState, key, value):
     _check_site_rules(app)
     app.config.save()
     shown = "********" if app.config.keys[key].secret else app.config.get(key)
+    if isinstance(shown, bool):
+        shown = str(shown).lower()
+    elif isinstance(shown, list):
+        shown = ",".join(map(str, shown))
     click.echo(f"{key} = {shown}")
 
 

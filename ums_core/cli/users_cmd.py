@@ -31,6 +31,57 @@ def add_command(state: CliState, email, name, fax, voice, sms, lang):
     user = add_user(email, app.site_rules, name, language, numbers)
     owned = ", ".join(f"{kind} {e164}" for kind, e164 in user.numbers) or "no numbers"
     click.echo(f"added {user.email} ({owned})")
+    issue_password(app, user, "new")
+
+
+def issue_password(app, user, reason: str) -> None:
+    """Give USER a fresh password: mail it, or show it once to the admin."""
+    from ..accounts import issue_password as issue
+
+    password = issue(app, user, reason)
+    if password is None:
+        click.echo(f"password mail queued for {user.email}")
+        return
+    click.echo(f"password: {password}")
+    click.echo("(not mailed: info mails are off; hand the password on yourself)")
+
+
+@users_group.command("reset-password")
+@click.argument("email")
+@click.pass_obj
+def reset_password_command(state: CliState, email):
+    """Give EMAIL a new password (a new one each time) and mail it."""
+    from ..users import get_user_row, to_model
+
+    app = state.app()
+    issue_password(app, to_model(get_user_row(email)), "reset")
+
+
+@users_group.command("send-infomail")
+@click.argument("email", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Every active user.")
+@click.pass_obj
+def send_infomail_command(state: CliState, email, everyone):
+    """Mail the info mail that explains the service to EMAIL (or --all)."""
+    from ..accounts import send_infomail
+    from ..errors import UmsError
+    from ..users import get_user_row, list_users, to_model
+
+    app = state.app()
+    if everyone == bool(email):
+        raise UmsError("name one user's e-mail address, or give --all")
+    users = (
+        [u for u in list_users() if u.active]
+        if everyone
+        else [to_model(get_user_row(email))]
+    )
+    sent = sum(1 for user in users if send_infomail(app, user))
+    if users and not sent:
+        raise UmsError(
+            "no info mail was queued: info mails are off",
+            hint="ums config set info_mails true",
+        )
+    click.echo(f"info mail queued for {sent} user(s)")
 
 
 @users_group.command("list")
@@ -90,3 +141,13 @@ def remove_command(state: CliState, email):
     state.app(load_plugins=False)
     remove_user(email)
     click.echo(f"removed {email}")
+
+
+def _add_csv_commands() -> None:
+    from .users_csv_cmd import export_command, import_command
+
+    users_group.add_command(import_command, "import")
+    users_group.add_command(export_command, "export")
+
+
+_add_csv_commands()

@@ -34,6 +34,7 @@ class Envelope:
     mail_from: str
     destinations: tuple  # gateway.addresses.Destination, one per RCPT
     raw: bytes
+    login: str = ""  # the AUTH user of the session, if any
 
 
 def in_networks(peer: str, networks: list[str]) -> bool:
@@ -82,6 +83,8 @@ def _daemon_sender(headers) -> bool:
 def identify_sender(app, envelope: Envelope, headers):
     """Return the active user who sent the e-mail, or None."""
     ctx = PluginContext(app)
+    if envelope.login:
+        return app.hook.ums_identify_sender(address=envelope.login, ctx=ctx)
     user = app.hook.ums_identify_sender(address=envelope.mail_from, ctx=ctx)
     if user is not None:
         return user

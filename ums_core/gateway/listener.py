@@ -74,6 +74,7 @@ class GatewayHandler:
             mail_from=envelope.mail_from or "",
             destinations=tuple(getattr(envelope, "ums_destinations", ())),
             raw=envelope.original_content or b"",
+            login=_login_name(session),
         )
         loop = asyncio.get_running_loop()
         try:
@@ -91,6 +92,28 @@ class GatewayHandler:
     async def handle_exception(self, error):
         log.exception("gateway: session error", exc_info=error)
         return "421 4.3.0 Service not available, closing transmission channel"
+
+
+def _login_name(session) -> str:
+    login = getattr(session, "auth_data", None) if session.authenticated else None
+    if isinstance(login, bytes):
+        return login.decode("utf-8", "replace")
+    return login or ""
+
+
+def authenticate(server, session, envelope, mechanism, auth_data):
+    """Check AUTH PLAIN/LOGIN against the users' passwords (argon2)."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from ..users import check_password
+
+    if not isinstance(auth_data, LoginPassword):
+        return AuthResult(success=False, handled=False)
+    login = auth_data.login.decode("utf-8", "replace")
+    password = auth_data.password.decode("utf-8", "replace")
+    user = check_password(login, password)
+    log.info("gateway: AUTH %s for %s", "ok" if user else "failed", login[:100])
+    return AuthResult(success=user is not None, handled=False, auth_data=login)
 
 
 def split_listen(text: str) -> tuple[str, int]:
@@ -137,6 +160,7 @@ class Gateway:
         self.app = app
         self.handler = GatewayHandler(app)
         host, port = split_listen(app.config.get("gateway.listen"))
+        context = tls_context(app.config)
         self.controller = GatewayController(
             self.handler,
             hostname=host,
@@ -144,7 +168,10 @@ class Gateway:
             enable_SMTPUTF8=True,
             decode_data=False,
             data_size_limit=app.config.get("gateway.max_size_mb") * 1024 * 1024,
-            tls_context=tls_context(app.config),
+            tls_context=context,
+            require_starttls=False,
+            authenticator=authenticate if context else None,
+            auth_require_tls=True,
             ident="ums gateway",
             ready_timeout=10,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from email.headerregistry import Address
@@ -17,6 +18,8 @@ from ums_core.helpers import (
     template_environment,
 )
 
+log = logging.getLogger(__name__)
+
 CONTEXT = {"fax": "fax-message", "voice": "voice-message", "sms": "pager-message"}
 LANGUAGES = ("en", "de")
 
@@ -26,9 +29,10 @@ def compose_message_mail(message, ctx) -> EmailMessage:
     language = message.recipient_language
     language = language if language in LANGUAGES else "en"
     env = template_environment(ctx, "ums_mail_delivery")
-    values = _template_values(message, ctx, language)
+    contact_name = _find_contact_name(message, ctx)
+    values = _template_values(message, ctx, language, contact_name)
     mail = EmailMessage()
-    mail["From"] = _from_address(message, ctx, values["caller"])
+    mail["From"] = _from_address(message, ctx, values["caller"], contact_name)
     mail["To"] = Address(
         display_name=header_text(message.recipient_name), addr_spec=message.recipient
     )
@@ -44,12 +48,29 @@ def compose_message_mail(message, ctx) -> EmailMessage:
     return mail
 
 
-def _template_values(message, ctx, language: str) -> dict:
+def _find_contact_name(message, ctx) -> str:
+    """Return the directory's name for the caller of MESSAGE, or ''."""
+    if message.sender is None:
+        return ""
+    try:
+        contact = ctx.lookup_caller(message.sender)
+    except Exception:  # a broken directory plugin must not stop the delivery
+        log.exception("msg %d: looking up the caller failed", message.id)
+        return ""
+    return header_text(getattr(contact, "label", "") or "")
+
+
+def _template_values(message, ctx, language: str, contact_name: str) -> dict:
     local = ctx.local_time(message.received_at)
+    caller = caller_label(message, ctx, language)
+    if contact_name:
+        caller = f"{contact_name} ({ctx.format_number(message.sender)})"
     return {
         "message": message,
         "kind": message.kind,
-        "caller": caller_label(message, ctx, language),
+        "caller": caller,
+        "subject_caller": contact_name or caller,
+        "contact_name": contact_name,
         "called": ctx.format_number(message.called),
         "time": local.strftime("%Y-%m-%d %H:%M:%S %z (%Z)"),
         "pages": message.pages,
@@ -66,10 +87,11 @@ def _duration_text(seconds: float | None) -> str:
     return f"{total // 60}:{total % 60:02d}"
 
 
-def _from_address(message, ctx, caller: str) -> Address:
+def _from_address(message, ctx, caller: str, contact_name: str) -> Address:
     domain = ctx.mail_domain(message.kind)
     if message.sender and domain:
-        name = header_text(message.sender_name) or ctx.format_number(message.sender)
+        name = contact_name or header_text(message.sender_name)
+        name = name or ctx.format_number(message.sender)
         return Address(display_name=name, username=message.sender, domain=domain)
     sender = ctx.system_sender()
     return Address(display_name=header_text(caller), addr_spec=sender.addr_spec)

@@ -28,3 +28,16 @@ def render_notice(ctx, name: str, language: str, to: str, values: dict) -> Email
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content(env.get_template(f"{name}.{language}.txt").render(values))
     return mail
+
+
+def service_values(ctx) -> dict:
+    """Return what info mails say about the service: domains, journal, mode."""
+    config = ctx.config
+    local_store = config.get("mode") == "local" or config.get("archiving")
+    return {
+        "fax_domain": ctx.mail_domain("fax"),
+        "sms_domain": ctx.mail_domain("sms"),
+        "journal_url": config.get("journal.url") if local_store else "",
+        "mode": config.get("mode"),
+        "voicemail_number": config.get("voicemail.number"),
+    }

@@ -1,0 +1,30 @@
+"""Give users their passwords and info mails through the notice plugins."""
+
+from __future__ import annotations
+
+from .context import PluginContext
+from .secrets import generate_password
+from .users import set_password
+
+
+def issue_password(app, user, reason: str) -> str | None:
+    """Set a fresh password for USER; return it when no plugin mailed it.
+
+    The caller shows a returned password to the admin once; None means a
+    password mail carries it.
+    """
+    password = generate_password()
+    set_password(user.email, password)
+    answers = app.collect(
+        "ums_password_set",
+        user=user,
+        password=password,
+        reason=reason,
+        ctx=PluginContext(app),
+    )
+    return None if any(answers) else password
+
+
+def send_infomail(app, user) -> bool:
+    """Queue the info mail for USER; return False when no plugin wrote it."""
+    return any(app.collect("ums_infomail_requested", user=user, ctx=PluginContext(app)))
