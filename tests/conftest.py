@@ -139,6 +139,7 @@ def use_mailserver(home: str, sink: SmtpSink, **extra) -> None:
     config.set("smtp.host", "127.0.0.1")
     config.set("smtp.port", str(sink.port))
     config.set("smtp.starttls", "off")
+    config.set("system_sender", "ums <ums@example.test>")
     config.set("gateway.fax_domain", "fax.example.test")
     config.set("gateway.sms_domain", "sms.example.test")
     for key, value in extra.items():

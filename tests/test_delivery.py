@@ -102,7 +102,7 @@ def test_voice_mail_english_with_wav(mail_app, smtp_sink, tmp_path):
     row, _ = deliver(mail_app, incoming)
     [mail] = smtp_sink.handler.parsed()
     assert str(mail["Subject"]) == "Voice message from Unknown caller (0:02)"
-    assert mail["From"].addresses[0].addr_spec == "ums@localhost"
+    assert mail["From"].addresses[0].addr_spec == "ums@example.test"
     [audio] = list(mail.iter_attachments())
     assert audio.get_content_type() == "audio/wav"
     assert audio.get_content() == wav.read_bytes()

@@ -128,6 +128,9 @@ def test_templates_show_and_preview(run):
     shown = run("templates", "show", "password.de.txt")
     assert shown.exit_code == 0 and "{{ password }}" in shown.stdout
     run("config", "set", "info_mails", "true")
+    refused = run("templates", "preview", "password", "--user", "alice@example.test")
+    assert refused.exit_code == 1 and "system_sender is not set" in refused.stderr
+    run("config", "set", "system_sender", "Fax <fax@example.test>")
     preview = run("templates", "preview", "password", "--user", "alice@example.test")
     assert preview.exit_code == 0 and "EXAMPLE-PASSWORD" in preview.stdout
     assert db.Mail.select().count() == 0
@@ -174,3 +177,77 @@ def test_status_probes_the_mail_server(run, smtp_sink):
     smtp_sink.stop()
     status = json.loads(run("status", "--json").stdout)
     assert status["mail_server"]["state"].startswith("unreachable")
+
+
+def test_without_system_sender_no_mail_is_written_and_the_password_shown(run):
+    run("config", "set", "info_mails", "true")
+    result = run("users", "add", "alice@example.test")
+    assert len(passwords_in(result.stdout)) == 1
+    assert db.Mail.select().count() == 0
+
+
+PREVIEW_KINDS = ["password", "infomail", "voicemail-welcome", "announcement-access"]
+
+
+@pytest.mark.parametrize("lang", ["en", "de"])
+@pytest.mark.parametrize("kind", PREVIEW_KINDS)
+def test_every_info_mail_renders_in_both_languages(app, kind, lang):
+    """Rendered, serialised for the wire and parsed back: headers, CRLF, encodings."""
+    from email import message_from_bytes, policy
+
+    from ums_core.numbers import SiteRules
+    from ums_core.templates import PreviewContext
+    from ums_core.users import add_user, to_model
+
+    app.config.set("info_mails", "true")
+    app.config.set("language", lang)
+    app.config.set("system_sender", "Fax-Dienst Müller <fax@example.test>")
+    app.config.set("announcement.number", "+4989123499")
+    app.config.set("gateway.fax_domain", "fax.example.test")
+    app.config.save()
+    app = reopen(app)
+    add_user(
+        "jürgen@example.test".replace("ü", "u"),
+        SiteRules(area_code="89"),
+        "Jürgen <b>Groß</b>\r\nBcc: x@evil.test",
+        lang,
+        {"voice": ["+4989123458"]},
+    )
+    user = to_model(db.User.get())
+    ctx = PreviewContext(app)
+    events = {
+        "password": (
+            "ums_password_set",
+            dict(user=user, password="pw-EXAMPLE", reason="new"),
+        ),
+        "infomail": ("ums_infomail_requested", dict(user=user)),
+        "voicemail-welcome": (
+            "ums_voicemail_created",
+            dict(user=user, mailbox="+4989123458", pin="123456"),
+        ),
+        "announcement-access": (
+            "ums_announcement_access_issued",
+            dict(
+                recipient=user.email,
+                username="ann-1234",
+                pin="654321",
+                number="+4989123499",
+            ),
+        ),
+    }
+    event, values = events[kind]
+    caller = getattr(app.pm.hook, event)
+    for impl in caller.get_hookimpls():
+        impl.function(*[{**values, "ctx": ctx}[n] for n in impl.argnames])
+    [mail] = ctx.mails
+    wire = mail.as_bytes(policy=policy.SMTP)
+    assert b"\n" not in wire.replace(b"\r\n", b"") and wire.isascii()
+    parsed = message_from_bytes(wire, policy=policy.default)
+    for name in ("From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted"):
+        assert len(parsed.get_all(name, [])) == 1, name
+    assert parsed["Bcc"] is None
+    assert [a.addr_spec for a in parsed["To"].addresses] == [user.email]
+    assert parsed["From"].addresses[0].display_name == "Fax-Dienst Müller"
+    body = parsed.get_body(("plain",)).get_content()
+    german = any(word in body for word in ("Sie", "Ihr", "Hallo"))
+    assert german == (lang == "de"), body

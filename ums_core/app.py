@@ -124,6 +124,8 @@ class App:
         for impl in reversed(caller.get_hookimpls()):
             try:
                 answers.append(impl.function(*[kwargs[n] for n in impl.argnames]))
+            except UmsError as exc:
+                log.error("plugin %s in %s: %s", impl.plugin_name, event, exc.message)
             except Exception:  # third-party code; a failure counts as no answer
                 log.exception("plugin %s failed in %s", impl.plugin_name, event)
         return answers

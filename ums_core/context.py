@@ -8,6 +8,7 @@ import zoneinfo
 from email.headerregistry import Address
 from email.utils import parseaddr
 
+from .errors import UmsError
 from .numbers import format_number
 
 FALLBACK_SENDER = "ums@localhost"
@@ -44,9 +45,20 @@ class PluginContext:
         """Return the instance folder where the admin overrides templates."""
         return os.path.join(self._app.home, "templates")
 
-    def system_sender(self) -> Address:
-        """Return the configured system sender (or ums@localhost)."""
-        name, addr = parseaddr(self.config.get("system_sender") or FALLBACK_SENDER)
+    def system_sender(self, required: bool = True) -> Address:
+        """Return the configured system sender.
+
+        Mails ums writes itself (notices, reports) need it: without it ums
+        refuses to write them and says so. The delivery of a message and the
+        envelope sender fall back to ums@localhost (REQUIRED false).
+        """
+        configured = self.config.get("system_sender")
+        if not configured and required:
+            raise UmsError(
+                "system_sender is not set: ums writes no mails of its own without it",
+                hint="ums config set system_sender 'Fax service <fax@example.com>'",
+            )
+        name, addr = parseaddr(configured or FALLBACK_SENDER)
         return Address(display_name=name, addr_spec=addr)
 
     def mail_domain(self, kind: str) -> str:
@@ -55,7 +67,7 @@ class PluginContext:
 
     def message_id_for(self, message, purpose: str = "msg") -> str:
         """Return the stable Message-ID of the e-mail for MESSAGE."""
-        domain = self.system_sender().domain or "localhost"
+        domain = self.system_sender(required=False).domain or "localhost"
         return f"<ums.{self._app.instance_id}.{purpose}{message.id}@{domain}>"
 
     def local_time(self, when: dt.datetime) -> dt.datetime:

@@ -14,6 +14,7 @@ __all__ = [
     "fax_to_pdf",
     "fax_to_tiff",
     "header_text",
+    "set_text_body",
     "probe_fax",
     "probe_voice",
     "withheld_label",
@@ -69,3 +70,15 @@ def template_environment(ctx, package: str):
     return jinja2.Environment(
         loader=loader, autoescape=False, keep_trailing_newline=True
     )
+
+
+def set_text_body(mail, text: str) -> None:
+    """Set TEXT as the plain body: 7bit when ASCII, else quoted-printable.
+
+    Quoted-printable keeps the wire ASCII, so a relay without 8BITMIME takes it
+    and nothing is re-encoded on the way.
+    """
+    if text.isascii():
+        mail.set_content(text)
+    else:
+        mail.set_content(text, charset="utf-8", cte="quoted-printable")

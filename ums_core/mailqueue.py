@@ -37,7 +37,7 @@ def prepare_mail(app, mail: EmailMessage, purpose: str) -> tuple[dict, bytes]:
         mail["Message-ID"] = f"<ums.{secrets.token_hex(10)}@localhost>"
     from .context import PluginContext
 
-    sender = PluginContext(app).system_sender().addr_spec
+    sender = PluginContext(app).system_sender(required=False).addr_spec
     fields = {
         "purpose": purpose,
         "sender": sender,

@@ -15,6 +15,7 @@ from ums_core.helpers import (
     fax_to_pdf,
     fax_to_tiff,
     header_text,
+    set_text_body,
     template_environment,
 )
 
@@ -43,7 +44,7 @@ def compose_message_mail(message, ctx) -> EmailMessage:
     mail["Message-Context"] = CONTEXT[message.kind]
     mail["Auto-Submitted"] = "auto-generated"
     mail["X-UMS-Message"] = str(message.id)
-    mail.set_content(env.get_template(f"message.{language}.txt").render(values))
+    set_text_body(mail, env.get_template(f"message.{language}.txt").render(values))
     _attach_content(mail, message, ctx, values)
     return mail
 
@@ -93,7 +94,7 @@ def _from_address(message, ctx, caller: str, contact_name: str) -> Address:
         name = contact_name or header_text(message.sender_name)
         name = name or ctx.format_number(message.sender)
         return Address(display_name=name, username=message.sender, domain=domain)
-    sender = ctx.system_sender()
+    sender = ctx.system_sender(required=False)
     return Address(display_name=header_text(caller), addr_spec=sender.addr_spec)
 
 

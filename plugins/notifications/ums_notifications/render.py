@@ -6,7 +6,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from ums_core.helpers import header_text, template_environment
+from ums_core.helpers import header_text, set_text_body, template_environment
 
 LANGUAGES = ("en", "de")
 
@@ -26,7 +26,7 @@ def render_notice(ctx, name: str, language: str, to: str, values: dict) -> Email
     mail["Date"] = format_datetime(values["now"])
     mail["Message-ID"] = values.get("message_id") or make_msgid(domain=sender.domain)
     mail["Auto-Submitted"] = "auto-generated"
-    mail.set_content(env.get_template(f"{name}.{language}.txt").render(values))
+    set_text_body(mail, env.get_template(f"{name}.{language}.txt").render(values))
     return mail
 
 
