@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .directory import AddressBook
 from .hookspecs import hookimpl
+from .model import TransmitResult
 from .plugins import LoadedPlugin
 from .transport import SmtpTransport
 
@@ -44,9 +45,16 @@ class Telephony:
     def ums_transmit_message(self, message, ctx):
         from . import transmit
 
-        if ctx.config.get("transmit.backend") == "simulation":
+        backend = ctx.transmit_backend(message.kind)
+        if backend == "simulation":
             return transmit.transmit_by_simulation(message, ctx)
-        return transmit.transmit_by_outbox(message, ctx)
+        if backend == "outbox":
+            return transmit.transmit_by_outbox(message, ctx)
+        return TransmitResult(
+            status="retry",
+            reason=f"no active transmit backend is named {backend!r}"
+            " (is its plugin installed and enabled?)",
+        )
 
 
 class SmtpRelay:

@@ -222,6 +222,14 @@ def parse_numbers(text: str | list) -> list[str]:
     return numbers
 
 
+def parse_backend(text: str) -> str:
+    """Return a backend name: outbox, simulation or a plugin's (e.g. hylafax)."""
+    value = str(text).strip().lower()
+    if value and not re.fullmatch(r"[a-z][a-z0-9_-]{0,30}", value):
+        raise ValueError("expected a backend name such as outbox or simulation")
+    return value
+
+
 def parse_database(text: str) -> str:
     """Return '' (SQLite in the instance) or a sqlite:/// or postgresql:// URL."""
     value = str(text).strip()
@@ -293,9 +301,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("gateway.max_segments", 10, bounded_int(1, 255), "most SMS segments"),
     ConfigKey("gateway.tls_cert", "", parse_text, "certificate for STARTTLS"),
     ConfigKey("gateway.tls_key", "", parse_text, "private key for STARTTLS"),
-    ConfigKey(
-        "transmit.backend", "outbox", choice("outbox", "simulation"), "telephony side"
-    ),
+    ConfigKey("transmit.backend", "outbox", parse_backend, "telephony side"),
+    ConfigKey("transmit.fax", "", parse_backend, "backend for faxes ('' = backend)"),
+    ConfigKey("transmit.sms", "", parse_backend, "backend for SMS ('' = backend)"),
     ConfigKey("transmit.outbox", "", parse_text, "outbox folder ('' = in instance)"),
     ConfigKey("transmit.poll", 30.0, at_least(1), "how often to ask for results"),
     ConfigKey("simulation.fail", [], parse_numbers, "numbers the simulation fails"),

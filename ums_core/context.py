@@ -65,6 +65,17 @@ class PluginContext:
         """Return the mail domain for KIND (fax, sms, voice), or ''."""
         return self.config.get(f"gateway.{kind}_domain")
 
+    def transmit_backend(self, kind: str) -> str:
+        """Return the backend that transmits outbound messages of KIND.
+
+        ``transmit.fax`` / ``transmit.sms`` name one per kind; empty means
+        ``transmit.backend``. A backend plugin answers ``ums_transmit_message``
+        only when this names it.
+        """
+        return self.config.get(f"transmit.{kind}") or self.config.get(
+            "transmit.backend"
+        )
+
     def message_id_for(self, message, purpose: str = "msg") -> str:
         """Return the stable Message-ID of the e-mail for MESSAGE."""
         domain = self.system_sender(required=False).domain or "localhost"
