@@ -164,7 +164,7 @@ def test_plan_sms_gsm7_parts_are_full_unless_an_escape_moved(text):
         ("Hello\rworld", "Hello\nworld"),
         ("Hello   \nworld\t \n", "Hello\nworld"),
         ("Hello\n-- \nAlice\nACME", "Hello"),
-        ("Hello\n--\nAlice", "Hello"),
+        ("Hello\n--\nAlice", "Hello\n--\nAlice"),
         ("Hello\r\n-- \r\nAlice", "Hello"),
         ("Hello\n--- \nnot a signature", "Hello\n---\nnot a signature"),
         ("Hello -- world", "Hello -- world"),

@@ -161,6 +161,7 @@ def test_templates_show_and_preview(run):
 def test_status_json_features(run, mode, expected):
     run("mode", mode)
     run("config", "set", "sender_identification", "true")
+    run("config", "set", "directory.file", "contacts.csv")
     result = run("status", "--json", "--no-probe")
     assert result.exit_code == 0
     status = json.loads(result.stdout)

@@ -225,3 +225,165 @@ def test_config_set_repairs_a_bad_value_in_the_file(home):
     assert runner.invoke(cli, ["--home", home, "mode"]).exit_code == 1
     result = runner.invoke(cli, ["--home", home, "config", "set", "mode", "local"])
     assert result.exit_code == 0, result.output
+
+
+def gateway_envelope(app, rcpts, raw, sender="alice@example.test"):
+    from ums_core.gateway.accept import Envelope
+    from ums_core.gateway.addresses import parse_recipient
+
+    app.config.set("gateway.fax_domain", "fax.example.test")
+    destinations = tuple(
+        parse_recipient(r, "fax.example.test", "", app.site_rules) for r in rcpts
+    )
+    return Envelope("127.0.0.1", False, sender, destinations, raw)
+
+
+def simple_mail(message_id="<same@example.test>", body="Hallo", charset="utf-8"):
+    return (
+        f"From: alice@example.test\r\nSubject: x\r\nMessage-ID: {message_id}\r\n"
+        f"Content-Type: text/plain; charset={charset}\r\n"
+        f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+    ).encode("latin-1")
+
+
+def test_gateway_keeps_each_subaddress_and_merges_only_true_retries(app):
+    from ums_core.gateway.accept import accept_mail
+
+    add_user("alice@example.test", SiteRules(area_code="89"))
+    rcpts = [
+        "FAX=+4930555021/T33S=12@fax.example.test",
+        "FAX=+4930555021/T33S=34@fax.example.test",
+    ]
+    accept_mail(app, gateway_envelope(app, rcpts, simple_mail()))
+    accept_mail(app, gateway_envelope(app, rcpts, simple_mail()))
+    other = simple_mail(body="a different fax, same Message-ID")
+    accept_mail(app, gateway_envelope(app, rcpts[:1], other))
+    rows = list(db.Message.select().order_by(db.Message.id))
+    assert [r.station_id for r in rows] == ["12", "34", "12"]
+    eml = [f for _, _, fs in os.walk(app.path("content")) for f in fs]
+    assert len(eml) == 2
+
+
+def test_gateway_undecodable_charset_is_handled_not_crashed(app):
+    from ums_core.gateway.accept import accept_mail
+
+    add_user("alice@example.test", SiteRules(area_code="89"))
+    app.config.set("transmit.backend", "simulation")
+    raw = simple_mail(body="Sch\xf6ne Gr\xfc\xdfe", charset='"undefined"')
+    accept_mail(app, gateway_envelope(app, ["+4930555010@fax.example.test"], raw))
+    summary = run_due_jobs(app)
+    row = db.Message.get()
+    assert summary.retried == 0 and row.state in ("sent", "rejected")
+
+
+def test_concurrent_wrong_pins_check_at_most_the_limit(app):
+    import threading
+
+    from ums_core.voicemail import check_login, enable_mailbox
+
+    app.config.set("voicemail.max_failures", "3")
+    add_user(
+        "vera@example.test",
+        SiteRules(area_code="89"),
+        numbers={"voice": ["+4989800002"]},
+    )
+    enable_mailbox(app, "vera@example.test")
+    results = []
+
+    def attempt(n):
+        results.append(check_login(app, "+4989800002", f"00000{n}"))
+        app.database.close()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    checked = [r for r in results if r.reason != "locked"]
+    assert len(results) == 10 and len(checked) <= 3
+
+
+def test_mailbox_does_not_outlive_its_number(app):
+    from ums_core.voicemail import check_login, enable_mailbox
+
+    add_user(
+        "alice@example.test",
+        SiteRules(area_code="89"),
+        numbers={"voice": ["+4989500001"]},
+    )
+    issued = enable_mailbox(app, "alice@example.test")
+    db.Number.delete().execute()
+    add_user(
+        "eve@example.test",
+        SiteRules(area_code="89"),
+        numbers={"voice": ["+4989500001"]},
+    )
+    with pytest.raises(UmsError, match="already has the voice mailbox"):
+        enable_mailbox(app, "eve@example.test")
+    assert not check_login(app, "+4989500001", issued.pin).ok
+
+
+def test_broken_template_override_is_a_clear_error(run, home):
+    with open(os.path.join(home, "templates", "password.en.txt"), "w") as out:
+        out.write("Hello {{ user.email \n")
+    run("config", "set", "info_mails", "true")
+    run("config", "set", "system_sender", "Fax <fax@example.test>")
+    run("users", "add", "bob@example.test", "--lang", "en")
+    result = run("templates", "preview", "password", "--user", "bob@example.test")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith("Error: template password.en.txt line")
+    reset = run("users", "reset-password", "bob@example.test")
+    assert "password: " in reset.stdout
+
+
+def test_failed_secret_mail_leaves_no_password_on_disk(home, smtp_sink):
+    from conftest import reopen, use_mailserver
+
+    use_mailserver(home, smtp_sink, info_mails="true", retry__schedule="0")
+    smtp_sink.handler.refuse["alice@example.test"] = "550 5.1.1 no such user"
+    app = reopen(home)
+    from ums_core.accounts import issue_password
+
+    user = add_user("alice@example.test", SiteRules())
+    assert issue_password(app, user, "new") is None
+    mail_file = app.path(db.Mail.get().path)
+    assert os.path.exists(mail_file)
+    run_due_jobs(app)
+    assert db.Mail.get().state == "failed" and not os.path.exists(mail_file)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("system_sender", "a@b.test, c@d.test"),
+        ("voicemail.number", "garbage"),
+        ("announcement.number", "call me"),
+    ],
+)
+def test_more_bad_config_values_are_refused(run, key, value):
+    assert run("config", "set", key, value).exit_code == 1
+
+
+def test_empty_email_is_refused(run):
+    result = run("users", "add", "")
+    assert result.exit_code == 1 and "e-mail address is needed" in result.stderr
+
+
+def test_export_refuses_a_special_file(run, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = run("users", "export", str(fifo), "--force")
+    assert result.exit_code == 1 and "not a regular file" in result.stderr
+    assert not fifo.is_file()
+
+
+def test_status_wants_an_smtp_greeting(run):
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        run("config", "set", "smtp.host", "127.0.0.1")
+        run("config", "set", "smtp.port", str(silent.getsockname()[1]))
+        out = run("status", "--json")
+    assert json.loads(out.stdout)["mail_server"]["state"].startswith("unreachable")

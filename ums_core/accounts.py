@@ -25,6 +25,15 @@ def issue_password(app, user, reason: str) -> str | None:
     return None if any(answers) else password
 
 
+def why_not_mailed(app) -> str:
+    """Return why no plugin mailed a secret or info mail."""
+    if not app.config.get("info_mails"):
+        return "info mails are off"
+    if not app.config.get("system_sender"):
+        return "system_sender is not set"
+    return "no active notice plugin queued it (ums plugins list; see log/ums.log)"
+
+
 def send_infomail(app, user) -> bool:
     """Queue the info mail for USER; return False when no plugin wrote it."""
     return any(app.collect("ums_infomail_requested", user=user, ctx=PluginContext(app)))

@@ -136,7 +136,13 @@ def parse_sender(text: str) -> str:
         return ""
     if "\r" in value or "\n" in value:
         raise ValueError("line breaks are not allowed")
+    from email.utils import getaddresses
+
+    if len(getaddresses([value])) != 1:
+        raise ValueError("expected one address, such as Fax <fax@example.com>")
     name, addr = parseaddr(value)
+    if not addr:
+        raise ValueError("expected an address such as Fax <fax@example.com>")
     parse_email(addr)
     return str(Address(display_name=name, addr_spec=addr)) if name else addr
 
@@ -230,6 +236,14 @@ def parse_backend(text: str) -> str:
     return value
 
 
+def parse_phone(text: str) -> str:
+    """Return a phone number as people dial it (digits, +, spaces, - / ( )), or ''."""
+    value = parse_text(text)
+    if value and not re.fullmatch(r"\+?[0-9][0-9 ()/.-]{1,29}", value):
+        raise ValueError("expected a phone number such as +49 89 123400")
+    return value
+
+
 def parse_database(text: str) -> str:
     """Return '' (SQLite in the instance) or a sqlite:/// or postgresql:// URL."""
     value = str(text).strip()
@@ -298,6 +312,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey("gateway.max_size_mb", 25, bounded_int(1, 1024), "largest e-mail"),
     ConfigKey("gateway.max_pages", 50, bounded_int(1, 1000), "most pages per fax"),
+    ConfigKey(
+        "gateway.max_recipients", 100, bounded_int(1, 10000), "most RCPTs per mail"
+    ),
     ConfigKey("gateway.max_segments", 10, bounded_int(1, 255), "most SMS segments"),
     ConfigKey("gateway.tls_cert", "", parse_text, "certificate for STARTTLS"),
     ConfigKey("gateway.tls_key", "", parse_text, "private key for STARTTLS"),
@@ -315,9 +332,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         "directory.match", "unique", choice("first", "unique"), "several contacts"
     ),
     ConfigKey("remote_inquiry", False, parse_bool, "phone may play voice messages"),
-    ConfigKey("voicemail.number", "", parse_text, "number users call for voice mail"),
+    ConfigKey("voicemail.number", "", parse_phone, "number users call for voice mail"),
     ConfigKey("voicemail.max_failures", 5, bounded_int(1, 100), "wrong PINs to lock"),
-    ConfigKey("announcement.number", "", parse_text, "number to record it"),
+    ConfigKey("announcement.number", "", parse_phone, "number to record it"),
     ConfigKey("journal.url", "", parse_text, "the journal's address for info mails"),
 )
 

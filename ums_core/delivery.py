@@ -150,6 +150,14 @@ def handle_final_failure(app, job: db.Job, reason: str) -> None:
             db.Mail.id == job.mail_id
         ).execute()
     mail_row = db.Mail.get_by_id(job.mail_id) if job.mail_id else None
+    if mail_row is not None and mail_row.purpose == "secret":
+        _forget_secret_mail(app, mail_row)
+        log.error(
+            "mail %d carrying a password or PIN for %s failed for good and was"
+            " deleted; issue a new one (ums users reset-password)",
+            mail_row.id,
+            mail_row.recipients,
+        )
     if mail_row is not None and mail_row.purpose != "message":
         app.fire(
             "ums_mail_failed",

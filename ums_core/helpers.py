@@ -57,9 +57,26 @@ def template_environment(ctx, package: str):
     """Return Jinja2 text templates: the admin's folder first, then PACKAGE's.
 
     Templates are plain text (no autoescaping); the admin overrides one by
-    putting a file of the same name into the instance's templates folder.
+    putting a file of the same name into the instance's templates folder. A
+    broken template raises UmsError naming the file and the line.
     """
     import jinja2
+
+    class CheckedTemplate(jinja2.Template):
+        def render(self, *args, **kwargs):
+            try:
+                return super().render(*args, **kwargs)
+            except jinja2.TemplateError as exc:
+                raise _template_error(self.name, exc) from None
+
+    class CheckedEnvironment(jinja2.Environment):
+        template_class = CheckedTemplate
+
+        def get_template(self, name, *args, **kwargs):
+            try:
+                return super().get_template(name, *args, **kwargs)
+            except jinja2.TemplateSyntaxError as exc:
+                raise _template_error(name, exc) from None
 
     loader = jinja2.ChoiceLoader(
         [
@@ -67,8 +84,19 @@ def template_environment(ctx, package: str):
             jinja2.PackageLoader(package, "templates"),
         ]
     )
-    return jinja2.Environment(
+    return CheckedEnvironment(
         loader=loader, autoescape=False, keep_trailing_newline=True
+    )
+
+
+def _template_error(name: str, exc) -> Exception:
+    from .errors import UmsError
+
+    line = getattr(exc, "lineno", None)
+    where = f"{name} line {line}" if line else name
+    return UmsError(
+        f"template {where}: {exc.message or exc}",
+        hint=f"fix or remove the override: ums templates show {name}",
     )
 
 

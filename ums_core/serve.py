@@ -18,6 +18,7 @@ class Server:
     def __init__(self, app):
         self.app = app
         self.stopping = threading.Event()
+        self.gateway = None
 
     def install_signal_handlers(self) -> None:
         """Stop cleanly on SIGINT and SIGTERM."""
@@ -27,6 +28,8 @@ class Server:
     def _on_signal(self, signum, frame) -> None:
         log.info("signal %s received, stopping", signal.Signals(signum).name)
         self.stopping.set()
+        if self.gateway is not None:
+            self.gateway.refuse_new_mail()
 
     def run(self, max_cycles: int | None = None) -> None:
         """Loop until stopped (or MAX_CYCLES cycles have run)."""
@@ -34,7 +37,7 @@ class Server:
         mode = self.app.config.get("mode")
         log.info("ums serve started on %s (mode %s)", self.app.node, mode)
         release_dead_leases(self.app)
-        gateway = self.start_gateway()
+        gateway = self.gateway = self.start_gateway()
         cycles = 0
         try:
             while not self.stopping.is_set():

@@ -24,7 +24,9 @@ def feature_states(config) -> dict:
         },
         "sender_identification": {
             "available": mailserver,
-            "enabled": mailserver and bool(config.get("sender_identification")),
+            "enabled": mailserver
+            and bool(config.get("sender_identification"))
+            and bool(config.get("directory.file")),
         },
         "remote_inquiry": {
             "available": mailserver,
@@ -33,16 +35,20 @@ def feature_states(config) -> dict:
     }
 
 
-def probe_mail_server(config, timeout: float = 3.0) -> str:
+def probe_mail_server(config, timeout: float = 2.0) -> str:
     """Return 'reachable', 'unreachable: …' or 'not configured'."""
     host = config.get("smtp.host")
     if not host:
         return "not configured"
     try:
-        with socket.create_connection((host, config.get("smtp.port")), timeout):
-            return "reachable"
+        with socket.create_connection((host, config.get("smtp.port")), timeout) as s:
+            s.settimeout(timeout)
+            greeting = s.recv(512)
     except OSError as exc:
         return f"unreachable: {exc.strerror or exc}"
+    if greeting.startswith(b"220"):
+        return "reachable"
+    return "unreachable: no SMTP greeting"
 
 
 def queue_depth() -> dict:

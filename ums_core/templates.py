@@ -93,7 +93,9 @@ def preview_notice(app, kind: str, user) -> list[str]:
         "user": user,
         "password": "EXAMPLE-PASSWORD",
         "reason": "new",
-        "mailbox": (user.numbers[0][1] if user.numbers else "+4989000000"),
+        "mailbox": next(
+            (e164 for kind, e164 in user.numbers if kind == "voice"), "+4989000000"
+        ),
         "pin": "123456",
         "recipient": user.email,
         "username": "ann-example",

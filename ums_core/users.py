@@ -28,9 +28,12 @@ def clean_name(text: str) -> str:
 def normalize_email(text: str) -> str:
     """Return EMAIL in the form ums stores (lower case); refuse a bad one."""
     try:
-        return parse_email(text).lower()
+        email = parse_email(text).lower()
     except ValueError as exc:
         raise UmsError(f"bad e-mail address {text!r}: {exc}") from None
+    if not email:
+        raise UmsError("an e-mail address is needed")
+    return email
 
 
 def to_model(row: db.User) -> User:

@@ -386,11 +386,19 @@ def _report(rows, existing, errors, dry_run) -> ImportReport:
     return ImportReport(added, updated, tuple(errors), dry_run)
 
 
+def _refuse_special(path: str) -> None:
+    import stat
+
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise UmsError(f"{path} exists and is not a regular file; choose a file")
+
+
 def export_users(path: str, overwrite: bool = False) -> int:
     """Write every user to the CSV file PATH (never a password); return how many.
 
     Refuse to replace an existing PATH unless OVERWRITE. The file is owner-only.
     """
+    _refuse_special(path)
     users = list_users()
     _write_private_file(path, _format_csv(users), overwrite)
     log.info("%d users exported to %s", len(users), path)

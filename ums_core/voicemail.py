@@ -105,6 +105,12 @@ def enable_mailbox(app, email: str, trust_own_numbers: bool = False) -> IssuedPi
                 hint=f"'ums voicemail reset-pin {user.email}' gives it a new PIN",
             )
         number = _first_voice_number(user)
+        taken = db.Mailbox.get_or_none(db.Mailbox.number == number)
+        if taken is not None:
+            raise UmsError(
+                f"{number} already has the voice mailbox of {taken.user.email}",
+                hint=f"ums voicemail disable {taken.user.email}",
+            )
         db.Mailbox.create(
             user=user,
             number=number,
@@ -239,10 +245,16 @@ def check_login(
 
 
 def _find_mailbox(e164: str) -> db.Mailbox | None:
+    """Return the mailbox at E164 whose active user still owns that number."""
     return (
         db.Mailbox.select(db.Mailbox, db.User)
         .join(db.User)
-        .where((db.Mailbox.number == e164) & (db.User.active == True))  # noqa: E712
+        .join(db.Number, on=(db.Number.user == db.User.id))
+        .where(
+            (db.Mailbox.number == e164)
+            & (db.Number.e164 == e164)
+            & (db.User.active == True)  # noqa: E712
+        )
         .first()
     )
 
@@ -263,6 +275,8 @@ def judge_pin(row, pin: str | None, limit: int, owner: str) -> LoginResult:
         return LoginResult(False, LOCKED, row.failures, limit)
     if not pin:
         return LoginResult(False, PIN_REQUIRED, row.failures, limit)
+    if not _reserve_attempt(row, limit):
+        return LoginResult(False, LOCKED, limit, limit)
     if not verify_secret(row.pin_hash, pin):
         failures = _record_failure(row, limit)
         return LoginResult(False, WRONG_PIN, failures, limit)
@@ -271,10 +285,31 @@ def judge_pin(row, pin: str | None, limit: int, owner: str) -> LoginResult:
     return LoginResult(True, "", 0, limit, owner)
 
 
+def _reserve_attempt(row, limit: int) -> bool:
+    """Count this attempt before the PIN is checked; False when none is left.
+
+    Parallel logins each take one of the LIMIT attempts first, so no more than
+    LIMIT PINs are ever checked before the lock.
+    """
+    model = type(row)
+    with db.write_transaction():
+        taken = (
+            model.update(failures=model.failures + 1)
+            .where(
+                (model.id == row.id)
+                & (model.locked == False)  # noqa: E712
+                & (model.failures < limit)
+            )
+            .execute()
+        )
+        if not taken:
+            model.update(locked=True).where(model.id == row.id).execute()
+    return taken == 1
+
+
 def _record_failure(row, limit: int) -> int:
     model = type(row)
     with db.write_transaction():
-        model.update(failures=model.failures + 1).where(model.id == row.id).execute()
         failures = model.get_by_id(row.id).failures
         if failures >= limit:
             model.update(locked=True).where(model.id == row.id).execute()

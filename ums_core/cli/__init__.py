@@ -56,7 +56,9 @@ def start_file_log(home: str) -> None:
     """Log INFO and above to HOME/log/ums.log as well."""
     folder = os.path.join(home, "log")
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    handler = logging.FileHandler(os.path.join(folder, "ums.log"), encoding="utf-8")
+    handler = logging.FileHandler(
+        os.path.join(folder, "ums.log"), encoding="utf-8", errors="backslashreplace"
+    )
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     )

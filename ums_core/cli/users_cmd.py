@@ -42,8 +42,10 @@ def issue_password(app, user, reason: str) -> None:
     if password is None:
         click.echo(f"password mail queued for {user.email}")
         return
+    from ..accounts import why_not_mailed
+
     click.echo(f"password: {password}")
-    click.echo("(not mailed: info mails are off; hand the password on yourself)")
+    click.echo(f"(not mailed: {why_not_mailed(app)}; hand the password on yourself)")
 
 
 @users_group.command("reset-password")
@@ -75,11 +77,13 @@ def send_infomail_command(state: CliState, email, everyone):
         if everyone
         else [to_model(get_user_row(email))]
     )
+    from ..accounts import why_not_mailed
+
     sent = sum(1 for user in users if send_infomail(app, user))
-    if users and not sent:
+    if sent < len(users):
         raise UmsError(
-            "no info mail was queued: info mails are off",
-            hint="ums config set info_mails true",
+            f"info mail queued for {sent} of {len(users)} user(s):"
+            f" {why_not_mailed(app)}",
         )
     click.echo(f"info mail queued for {sent} user(s)")
 

@@ -37,6 +37,17 @@ class Envelope:
     login: str = ""  # the AUTH user of the session, if any
 
 
+def decode_raw_header(text: str) -> str:
+    """Return TEXT with raw 8-bit bytes read as UTF-8, else as windows-1252."""
+    if not any("\udc80" <= c <= "\udcff" for c in text):
+        return text
+    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
 def in_networks(peer: str, networks: list[str]) -> bool:
     """Return True when the address PEER lies in one of NETWORKS."""
     try:
@@ -51,7 +62,7 @@ def automatic_reason(mail_from: str, headers) -> str:
     if not mail_from or mail_from == "<>":
         return "null sender (a bounce)"
     auto = str(headers.get("Auto-Submitted", "no")).strip().lower()
-    if auto and not auto.startswith("no"):
+    if auto and auto.split(";")[0].strip() != "no":
         return f"Auto-Submitted: {auto[:40]}"
     precedence = str(headers.get("Precedence", "")).strip().lower()
     if precedence in ("bulk", "junk", "list"):
@@ -103,7 +114,7 @@ def accept_mail(app, envelope: Envelope) -> str:
     """Handle one e-mail after DATA; return the SMTP reply to send."""
     headers = BytesHeaderParser(policy=policy.default).parsebytes(envelope.raw)
     recipients = [d.address for d in envelope.destinations]
-    subject = header_text(str(headers.get("Subject", "")), 200)
+    subject = header_text(decode_raw_header(str(headers.get("Subject", ""))), 200)
     reason = automatic_reason(envelope.mail_from, headers)
     if reason:
         log.info(
@@ -118,6 +129,8 @@ def accept_mail(app, envelope: Envelope) -> str:
         delete_unknown(app, envelope, recipients, subject)
         return "250 2.0.0 Accepted"
     ids = commit_outgoing(app, envelope, user, headers, subject)
+    if len(ids) > 5:
+        return f"250 2.0.0 Queued as {len(ids)} messages ({ids[0]}-{ids[-1]})"
     return "250 2.0.0 Queued as " + ",".join(map(str, ids))
 
 
@@ -139,19 +152,31 @@ def delete_unknown(app, envelope: Envelope, recipients: list[str], subject: str)
     )
 
 
-def _source_ref(headers, raw: bytes, destination) -> str:
-    msgid = str(headers.get("Message-ID", "")).strip()
-    token = msgid or hashlib.sha256(raw).hexdigest()
-    return f"gw:{token[:200]}:{destination.kind}:{destination.number}"
+def _source_ref(envelope: Envelope, destination) -> str:
+    """Return what makes a repeat of the same hand-over recognisable.
+
+    Only a true retry (the same bytes from the same sender to the same
+    destination) is merged; two different mails that share a Message-ID are not.
+    """
+    digest = hashlib.sha256(envelope.raw).hexdigest()[:32]
+    sender = hashlib.sha256(envelope.mail_from.encode("utf-8", "replace"))
+    where = f"{destination.kind}:{destination.number}/{destination.subaddress}"
+    return f"gw:{digest}:{sender.hexdigest()[:16]}:{where}"
 
 
 def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int]:
     """Store the e-mail and one outbound message plus job per destination."""
+    refs = [_source_ref(envelope, d) for d in envelope.destinations]
+    known = {
+        row.source_ref: row.id
+        for row in db.Message.select().where(db.Message.source_ref.in_(refs))
+    }
+    if len(known) == len(set(refs)):
+        return [known[ref] for ref in refs]
     stored = content.store_bytes(app.home, "content", envelope.raw, ".eml")
     ids = []
     with db.write_transaction():
-        for destination in envelope.destinations:
-            ref = _source_ref(headers, envelope.raw, destination)
+        for destination, ref in zip(envelope.destinations, refs, strict=True):
             existing = db.Message.get_or_none(db.Message.source_ref == ref)
             if existing is not None:
                 ids.append(existing.id)

@@ -495,10 +495,18 @@ def read_header(msg: EmailMessage, field: str) -> str:
 
 def read_payload(part: EmailMessage) -> bytes | str:
     """Return the decoded content of PART, or why it is too large to read."""
-    encoded = part.get_payload()
+    try:
+        encoded = part.get_payload()
+    except (LookupError, UnicodeError):
+        part.set_param("charset", "utf-8")
+        encoded = part.get_payload()
     if isinstance(encoded, str) and len(encoded) > MAX_PART_BYTES * 1.4:
         return f"the file is over {MAX_PART_BYTES // 2**20} MiB; " + SMALLER
-    data = part.get_payload(decode=True) or b""
+    try:
+        data = part.get_payload(decode=True) or b""
+    except (LookupError, UnicodeError):
+        raw = part.get_payload()
+        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
     if len(data) > MAX_PART_BYTES:
         size = len(data) / 2**20
         limit = MAX_PART_BYTES // 2**20

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import ssl
+import threading
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -24,6 +25,14 @@ from .addresses import AddressError, parse_recipient
 log = logging.getLogger(__name__)
 
 TEMPORARY = "451 4.3.0 Temporary failure, please try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
+
+
+def _clean_address(address: str) -> bool:
+    """Return False for an address with undecodable bytes or control characters."""
+    return not any(
+        "\udc80" <= c <= "\udcff" or ord(c) < 32 or ord(c) == 127 for c in address
+    )
 
 
 class GatewayHandler:
@@ -34,6 +43,7 @@ class GatewayHandler:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="ums-gateway"
         )
+        self.stopping = threading.Event()
 
     def _allowed(self, session) -> bool:
         peer = session.peer[0] if session.peer else ""
@@ -41,6 +51,10 @@ class GatewayHandler:
         return session.authenticated or in_networks(peer, networks)
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.stopping.is_set():
+            return SHUTTING_DOWN
+        if not _clean_address(address):
+            return "553 5.1.7 The sender address is not valid UTF-8 or has controls"
         if not self._allowed(session):
             log.warning("gateway: refused client %s (not allowed)", session.peer)
             return "550 5.7.1 Relaying denied: this client is not allowed"
@@ -52,6 +66,11 @@ class GatewayHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if not self._allowed(session):
             return "550 5.7.1 Relaying denied: this client is not allowed"
+        if not _clean_address(address):
+            return "553 5.1.3 The address is not valid UTF-8 or has controls"
+        limit = self.app.config.get("gateway.max_recipients")
+        if len(envelope.rcpt_tos) >= limit:
+            return f"452 4.5.3 Too many recipients (at most {limit} per mail)"
         get = self.app.config.get
         try:
             destination = parse_recipient(
@@ -187,6 +206,10 @@ class Gateway:
                 hint="change gateway.listen",
             ) from None
         log.info("gateway listening on %s", self.app.config.get("gateway.listen"))
+
+    def refuse_new_mail(self) -> None:
+        """Answer 421 to every new transaction from now on (shutdown begins)."""
+        self.handler.stopping.set()
 
     def stop(self) -> None:
         """Stop listening (sessions in flight are cut; nothing unacked is lost)."""

@@ -12,6 +12,7 @@ so it moves whole to the next part.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 
 import attrs
@@ -37,7 +38,7 @@ _GSM7_SEPTETS = {
     **{char: 1 for char in GSM7_BASIC if char != "\x1b"},
     **{char: 2 for char in GSM7_EXTENSION},
 }
-_SIGNATURE = re.compile(r"^--[ ]?$", re.MULTILINE)
+_SIGNATURE = re.compile(r"^-- $", re.MULTILINE)
 _BLANK_RUN = re.compile(r"\n{4,}")
 
 
@@ -54,11 +55,13 @@ class SmsPlan:
 def sms_text_from_body(text: str) -> str:
     """Return the SMS text for the plain-text mail body TEXT.
 
-    Line ends become "\\n"; the signature, from a line that is exactly "-- " or
-    "--" on, is cut; trailing white space is stripped from each line; runs of
-    three or more blank lines become two; and the ends are stripped.
+    Line ends become "\\n"; the signature, from a line that is exactly "-- "
+    on (the RFC 3676 separator; a bare "--" may be content), is cut; other
+    control characters are dropped; trailing white space is stripped from each
+    line; runs of three or more blank lines become two; the ends are stripped.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(c for c in text if c == "\n" or unicodedata.category(c) != "Cc")
     signature = _SIGNATURE.search(text)
     if signature:
         text = text[: signature.start()]
