@@ -387,3 +387,27 @@ def test_status_wants_an_smtp_greeting(run):
         run("config", "set", "smtp.port", str(silent.getsockname()[1]))
         out = run("status", "--json")
     assert json.loads(out.stdout)["mail_server"]["state"].startswith("unreachable")
+
+
+def test_same_source_committed_meanwhile_returns_that_message(app, monkeypatch):
+    """Two importers racing on one file: the second gets the first's message."""
+    first = receive_message(
+        app,
+        IncomingMessage(kind="sms", called="+4930999", text="x"),
+        source_ref="race:1",
+    )
+    real = db.Message.get_or_none.__func__
+    calls = []
+
+    def miss_first_check(cls, *args, **kwargs):
+        calls.append(1)
+        return None if len(calls) == 1 else real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(db.Message, "get_or_none", classmethod(miss_first_check))
+    again = receive_message(
+        app,
+        IncomingMessage(kind="sms", called="+4930999", text="x"),
+        source_ref="race:1",
+    )
+    assert again == first and len(calls) == 2
+    assert db.Message.select().count() == 1

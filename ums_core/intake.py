@@ -66,6 +66,13 @@ def receive_message(
     stored = _store_content(app, incoming, fields)
     try:
         row, job = _commit(app, incoming, fields, stored, source_ref)
+    except peewee.IntegrityError:
+        _discard(app, stored)
+        existing = db.Message.get_or_none(db.Message.source_ref == source_ref)
+        if source_ref and existing is not None:
+            log.info("msg %d: received meanwhile as %s", existing.id, source_ref)
+            return existing.id
+        raise
     except peewee.OperationalError as exc:
         _discard(app, stored)
         raise BusyError(
