@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PLUGINS := plugins/mail_delivery plugins/local_store plugins/notifications plugins/asterisk plugins/smstools
+PLUGINS := plugins/mail_delivery plugins/local_store plugins/notifications plugins/asterisk plugins/hylafax plugins/smstools
 
 .PHONY: demo test lint install
 
