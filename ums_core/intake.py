@@ -30,6 +30,15 @@ MAX_FIELD_CHARS = 200
 EARLIEST = dt.datetime(1990, 1, 1, tzinfo=dt.UTC)
 
 
+def received_as(source_ref: str) -> int | None:
+    """Return the id of the message already received as SOURCE_REF, or None.
+
+    For intake plugins that report a repeated hand-over as skipped.
+    """
+    row = db.Message.get_or_none(db.Message.source_ref == source_ref)
+    return row.id if row else None
+
+
 def clean_text(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
     """Return TEXT on one line: control characters become spaces, then trim."""
     if not text:

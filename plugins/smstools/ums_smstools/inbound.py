@@ -24,7 +24,7 @@ import attrs
 
 from ums_core.context import PluginContext
 from ums_core.errors import UmsError
-from ums_core.intake import receive_message
+from ums_core.intake import receive_message, received_as
 from ums_core.model import IncomingMessage
 
 from .fileformat import (
@@ -64,7 +64,7 @@ def import_file(app, path: str, run_now: bool = True, report: bool = False):
             outcome = receive_sms(app, sms, name, data, run_now)
     except SmsFileError as exc:
         return Outcome("refused", name, exc.reason)
-    if outcome.action == "skipped":
+    if outcome.action == "skipped" and "already received" not in outcome.detail:
         return outcome
     return dispose_file(app, path, data, outcome)
 
@@ -72,10 +72,12 @@ def import_file(app, path: str, run_now: bool = True, report: bool = False):
 def receive_sms(app, sms: SmsFile, name: str, data: bytes, run_now: bool) -> Outcome:
     """Hand the received SMS to intake; return what happened."""
     incoming = incoming_message(app, sms)
+    ref = source_ref(name, data)
+    earlier = received_as(ref)
+    if earlier is not None:
+        return Outcome("skipped", name, f"already received as message {earlier}")
     try:
-        message_id = receive_message(
-            app, incoming, run_now=run_now, source_ref=source_ref(name, data)
-        )
+        message_id = receive_message(app, incoming, run_now=run_now, source_ref=ref)
     except UmsError as exc:
         raise SmsFileError(exc.message) from None
     log.info("msg %d: imported from the smstools file %s", message_id, name)
