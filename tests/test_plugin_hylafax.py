@@ -545,3 +545,15 @@ def test_settings_refuse_a_host_that_looks_like_an_option(run):
     assert run("config", "set", "--", "hylafax.host", "-x").exit_code == 1
     assert run("config", "set", "hylafax.host", "fax host").exit_code == 1
     assert run("config", "set", "hylafax.host", "fax.example.test:4559").exit_code == 0
+
+
+def test_receive_refuses_a_symlink_and_keeps_it(run, tmp_path):
+    from ums_core.samples import write_fax_tiff
+
+    real = tmp_path / "fax00103.tif"
+    write_fax_tiff(str(real), "linked")
+    link = tmp_path / "link.tif"
+    link.symlink_to(real)
+    result = run("hylafax", "receive", str(link), "--to", "+4989123456")
+    assert result.exit_code == 1 and "symbolic link" in result.output
+    assert link.is_symlink() and real.exists()

@@ -145,9 +145,11 @@ def locate_file(app, name: str, base: str = "") -> str:
 
 
 def read_head(path: str) -> bytes:
-    """Return the first bytes of the regular, non-empty file PATH."""
+    """Return the first bytes of the regular, non-empty file PATH (no symlink)."""
     try:
-        info = os.stat(path)
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            raise Refusal("a symbolic link; give the file in recvq itself")
         if not stat.S_ISREG(info.st_mode):
             raise Refusal("not a regular file")
         if info.st_size == 0:
