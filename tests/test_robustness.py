@@ -411,3 +411,28 @@ def test_same_source_committed_meanwhile_returns_that_message(app, monkeypatch):
     )
     assert again == first and len(calls) == 2
     assert db.Message.select().count() == 1
+
+
+@pytest.mark.parametrize("box", [(0, 0, 14400, 14400), (0, 0, -5, 0), (0, 0, 30, 30)])
+def test_absurd_pdf_page_sizes_are_refused(box):
+    import io as iolib
+    from email.message import EmailMessage
+
+    from pypdf import PdfWriter
+    from pypdf.generic import RectangleObject
+
+    from ums_core.gateway.document import build_fax_document
+
+    writer = PdfWriter()
+    page = writer.add_blank_page(width=595, height=842)
+    page.mediabox = RectangleObject(box)
+    out = iolib.BytesIO()
+    writer.write(out)
+    mail = EmailMessage()
+    mail.set_content("Cover text")
+    mail.add_attachment(
+        out.getvalue(), maintype="application", subtype="pdf", filename="huge.pdf"
+    )
+    document = build_fax_document(mail)
+    [refused] = [o for o in document.outcomes if o.action == "refused"]
+    assert refused.name == "huge.pdf" and "inches" in refused.reason

@@ -278,13 +278,39 @@ def read_fax_file(kind: str, data: bytes, workdir: str) -> Pages:
     if kind == "tiff":
         count = media.fax_to_pdf(path, path + ".pdf")
         with open(path + ".pdf", "rb") as stream:
-            return Pages(count, stream.read())
+            pdf = stream.read()
+        check_page_sizes(pdf)
+        return Pages(count, pdf)
     count = media.probe_fax(path).pages
     try:
         PdfWriter().append(io.BytesIO(data))
     except PDF_ERRORS as exc:
         raise MediaError(f"the PDF pages cannot be copied ({exc})") from exc
+    check_page_sizes(data)
     return Pages(count, data)
+
+
+SMALLEST_PAGE_PT = 72.0
+LARGEST_PAGE_PT = 1300.0
+
+
+def check_page_sizes(pdf: bytes) -> None:
+    """Refuse pages no fax machine prints: under 1 inch or over A3 plus margin."""
+    try:
+        pages = PdfReader(io.BytesIO(pdf)).pages
+        for number, page in enumerate(pages, start=1):
+            unit = float(page.get("/UserUnit", 1) or 1)
+            width = float(page.mediabox.width) * unit
+            height = float(page.mediabox.height) * unit
+            if not all(
+                SMALLEST_PAGE_PT <= x <= LARGEST_PAGE_PT for x in (width, height)
+            ):
+                raise MediaError(
+                    f"page {number} is {width / 72:.1f} x {height / 72:.1f} inches;"
+                    " a fax page is at most A3: scale it to A4 first"
+                )
+    except PDF_ERRORS as exc:
+        raise MediaError(f"the PDF pages cannot be measured ({exc})") from exc
 
 
 def unpack_tnef(data: bytes) -> list[AttachedFile]:
