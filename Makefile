@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PLUGINS := plugins/mail_delivery plugins/local_store plugins/notifications plugins/asterisk plugins/hylafax plugins/smstools
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install reliability
 
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,6 @@ lint: $(VENV)/.installed
 
 test: lint
 	$(PY) -m pytest
+
+reliability: $(VENV)/.installed
+	$(PY) scripts/reliability.py
