@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PLUGINS := plugins/mail_delivery plugins/local_store plugins/notifications plugins/asterisk plugins/hylafax plugins/smstools
 
-.PHONY: demo test lint install reliability
+.PHONY: demo test lint install reliability bench
 
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +26,6 @@ test: lint
 
 reliability: $(VENV)/.installed
 	$(PY) scripts/reliability.py
+
+bench: $(VENV)/.installed
+	$(PY) scripts/bench.py

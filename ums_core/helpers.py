@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -58,8 +59,15 @@ def template_environment(ctx, package: str):
 
     Templates are plain text (no autoescaping); the admin overrides one by
     putting a file of the same name into the instance's templates folder. A
-    broken template raises UmsError naming the file and the line.
+    broken template raises UmsError naming the file and the line. The
+    environment is kept per folder and package, so templates compile once;
+    Jinja2 notices when a file on disk changes.
     """
+    return _cached_environment(ctx.template_folder(), package)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_environment(folder: str, package: str):
     import jinja2
 
     class CheckedTemplate(jinja2.Template):
@@ -80,7 +88,7 @@ def template_environment(ctx, package: str):
 
     loader = jinja2.ChoiceLoader(
         [
-            jinja2.FileSystemLoader(ctx.template_folder()),
+            jinja2.FileSystemLoader(folder),
             jinja2.PackageLoader(package, "templates"),
         ]
     )
