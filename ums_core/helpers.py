@@ -6,8 +6,6 @@ import functools
 import re
 import unicodedata
 
-from .media import fax_to_pdf, fax_to_tiff, probe_fax, probe_voice
-
 __all__ = [
     "ascii_file_name",
     "template_environment",
@@ -22,6 +20,34 @@ __all__ = [
 ]
 
 WITHHELD = {"en": "Unknown caller", "de": "Unbekannter Anrufer"}
+
+
+def fax_to_pdf(path, out_path) -> int:
+    """Write the fax at PATH as a PDF to OUT_PATH; return its page count."""
+    from . import media
+
+    return media.fax_to_pdf(path, out_path)
+
+
+def fax_to_tiff(path, out_path) -> int:
+    """Write the fax at PATH as a multi-page TIFF to OUT_PATH; return its pages."""
+    from . import media
+
+    return media.fax_to_tiff(path, out_path)
+
+
+def probe_fax(path):
+    """Return the MediaInfo of the fax at PATH (TIFF or PDF) or raise MediaError."""
+    from . import media
+
+    return media.probe_fax(path)
+
+
+def probe_voice(path):
+    """Return the MediaInfo of the WAV at PATH or raise MediaError."""
+    from . import media
+
+    return media.probe_voice(path)
 
 
 def withheld_label(language: str) -> str:

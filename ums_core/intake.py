@@ -15,7 +15,7 @@ import zoneinfo
 
 import peewee
 
-from . import content, db, media
+from . import content, db
 from .context import PluginContext
 from .errors import BusyError, MediaError, NumberError, UmsError
 from .messages import to_model
@@ -180,6 +180,8 @@ def _probe_content(app, incoming: IncomingMessage) -> dict:
             f"{incoming.kind} file is too large ({size} bytes, limit {limit})",
             hint="raise limits.max_content_mb",
         )
+    from . import media
+
     probe = media.probe_fax if incoming.kind == "fax" else media.probe_voice
     info = probe(path)
     return {
