@@ -7,6 +7,13 @@ from .secrets import generate_password
 from .users import set_password
 
 
+def announce_secret(app, event: str, **kwargs) -> bool:
+    """Fire EVENT, which carries a secret; return True when a plugin mailed it."""
+    if app.pm is None:
+        return False
+    return any(answer is True for answer in app.collect(event, **kwargs))
+
+
 def issue_password(app, user, reason: str) -> str | None:
     """Set a fresh password for USER; return it when no plugin mailed it.
 
@@ -15,14 +22,15 @@ def issue_password(app, user, reason: str) -> str | None:
     """
     password = generate_password()
     set_password(user.email, password)
-    answers = app.collect(
+    mailed = announce_secret(
+        app,
         "ums_password_set",
         user=user,
         password=password,
         reason=reason,
         ctx=PluginContext(app),
     )
-    return None if any(answers) else password
+    return None if mailed else password
 
 
 def why_not_mailed(app) -> str:
@@ -36,4 +44,6 @@ def why_not_mailed(app) -> str:
 
 def send_infomail(app, user) -> bool:
     """Queue the info mail for USER; return False when no plugin wrote it."""
-    return any(app.collect("ums_infomail_requested", user=user, ctx=PluginContext(app)))
+    return announce_secret(
+        app, "ums_infomail_requested", user=user, ctx=PluginContext(app)
+    )

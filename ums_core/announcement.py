@@ -17,12 +17,13 @@ import secrets
 import attrs
 
 from . import content, db
+from .accounts import announce_secret
 from .context import PluginContext
 from .errors import MediaError, UmsError
 from .media import probe_voice
 from .secrets import generate_pin, hash_secret
 from .users import normalize_email
-from .voicemail import LoginResult, announce_secret, judge_pin
+from .voicemail import LoginResult, judge_pin
 
 log = logging.getLogger(__name__)
 

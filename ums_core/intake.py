@@ -41,10 +41,9 @@ def received_as(source_ref: str) -> int | None:
 
 def clean_text(text: str | None, limit: int = MAX_FIELD_CHARS) -> str:
     """Return TEXT on one line: control characters become spaces, then trim."""
-    if not text:
-        return ""
-    chars = [" " if unicodedata.category(c)[0] == "C" else c for c in str(text)]
-    return " ".join("".join(chars).split())[:limit]
+    from .helpers import header_text
+
+    return header_text(str(text) if text else "", limit)
 
 
 def clean_sms(text: str | None) -> str:

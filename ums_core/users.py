@@ -19,10 +19,9 @@ NUMBER_KINDS = ("fax", "voice", "sms")
 
 def clean_name(text: str) -> str:
     """Return a display name on one line, without control characters."""
-    import unicodedata
+    from .helpers import header_text
 
-    chars = [" " if unicodedata.category(c)[0] == "C" else c for c in text or ""]
-    return " ".join("".join(chars).split())[:200]
+    return header_text(text or "", 200)
 
 
 def normalize_email(text: str) -> str:

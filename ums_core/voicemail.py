@@ -24,6 +24,7 @@ import logging
 import attrs
 
 from . import db
+from .accounts import announce_secret
 from .context import PluginContext
 from .errors import UmsError
 from .numbers import normalize_number, parse_caller
@@ -77,20 +78,6 @@ class Inquiry:
 
     login: LoginResult
     messages: list[dict] = attrs.Factory(list)
-
-
-def announce_secret(app, event: str, **kwargs) -> bool:
-    """Fire EVENT, which carries a secret; return True when a plugin mailed it."""
-    if app.pm is None:
-        return False
-    return any(answer is True for answer in app.collect(event, **kwargs))
-
-
-def why_not_mailed(app) -> str:
-    """Return why a secret was not mailed, for the admin who gets it instead."""
-    if not app.config.get("info_mails"):
-        return "info mails are off"
-    return "no notice plugin queued it"
 
 
 def enable_mailbox(app, email: str, trust_own_numbers: bool = False) -> IssuedPin:

@@ -24,8 +24,8 @@ def announcement_group():
 @click.pass_obj
 def access_command(state: CliState, recipient):
     """Make access data for recording the announcement and mail it."""
+    from ..accounts import why_not_mailed
     from ..announcement import issue_access
-    from ..voicemail import why_not_mailed
 
     app = state.app()
     issued = issue_access(app, recipient)

@@ -50,7 +50,7 @@ def reset_pin_command(state: CliState, email):
 
 
 def _echo_pin(state: CliState, issued) -> None:
-    from ..voicemail import why_not_mailed
+    from ..accounts import why_not_mailed
 
     if issued.mailed:
         click.echo(f"welcome mail with the PIN queued for {issued.email}")
