@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Install what the tests need beyond Python, from Debian's packages: Postfix (installed
 # but not configured or started: the tests run a private instance on loopback) and the
-# DejaVu fonts the fax text renderer uses for umlauts and Cyrillic.
+# DejaVu fonts the fax text renderer uses for umlauts and Cyrillic, and Debian's Chromium
+# for the journal's browser tests (Playwright is pointed at /usr/bin/chromium; no browser
+# is ever downloaded).
 # Idempotent; run as root on Debian 12 (or with sudo available).
 set -euo pipefail
 
 missing=()
 command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || missing+=(postfix)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing+=(fonts-dejavu-core)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "ci-install: postfix $(/usr/sbin/postconf -dh mail_version 2>/dev/null || echo '?') and DejaVu fonts are installed"
+    echo "ci-install: postfix $(/usr/sbin/postconf -dh mail_version 2>/dev/null || echo '?'), DejaVu fonts and $(/usr/bin/chromium --version 2>/dev/null || echo chromium) are installed"
     exit 0
 fi
 

@@ -35,5 +35,9 @@ echo
 echo "== plugins (ums --home $DEMO plugins list)"
 ums plugins list
 echo
+password=$(ums users reset-password alice@example.test | sed -n 's/^password: //p')
 echo "The local store is in $DEMO/plugins/local_store/; try:"
 echo "  $UMS --home $DEMO messages show $fax"
+echo "  $UMS --home $DEMO journal serve      # then open http://$(ums config show --json \
+    | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["journal.listen"])')/"
+echo "  and log in as alice@example.test with the password $password"

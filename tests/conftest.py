@@ -115,6 +115,7 @@ def home(tmp_path):
     config.set("default_recipient", "fallback@example.test")
     config.set("site.area_code", "89")
     config.set("retry.schedule", "1h,1h")
+    config.set("journal.listen", "")  # tests that want the journal pick a port
     config.save()
     return path
 

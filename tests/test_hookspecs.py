@@ -26,7 +26,7 @@ def test_hookspec_is_documented(name):
 
 def test_hook_names_follow_the_convention():
     verbs = ("declare", "add", "resolve", "compose", "store", "send", "identify")
-    verbs += ("convert", "transmit", "lookup")
+    verbs += ("convert", "transmit", "lookup", "start")
     for name in SPECS:
         words = name.split("_")
         assert words[0] == "ums"
@@ -88,8 +88,19 @@ def test_every_hook_is_exercised(home, smtp_sink, tmp_path):
     run_outbound_flows(app)
     run_account_flows(app)
     run_voice_flows(app)
+    run_services(app)
     missing = set(SPECS) - recorder.calls
     assert not missing, missing
+
+
+def run_services(app):
+    """Start and stop what plugins run beside ``ums serve``."""
+    from ums_core.serve import Server
+
+    app.config.set("journal.listen", "")
+    server = Server(app)
+    server.start_services()
+    server.stop_services()
 
 
 def run_outbound_flows(app):

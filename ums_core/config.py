@@ -206,6 +206,12 @@ def parse_listen(text: str) -> str:
     return value
 
 
+def parse_optional_listen(text: str) -> str:
+    """Return HOST:PORT, or '' (the service is off)."""
+    value = str(text).strip()
+    return parse_listen(value) if value else ""
+
+
 def parse_networks(text: str | list) -> list[str]:
     """Return IP networks from a comma-separated list ('' for none)."""
     import ipaddress
@@ -336,6 +342,24 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("voicemail.max_failures", 5, bounded_int(1, 100), "wrong PINs to lock"),
     ConfigKey("announcement.number", "", parse_phone, "number to record it"),
     ConfigKey("journal.url", "", parse_text, "the journal's address for info mails"),
+    ConfigKey(
+        "journal.listen",
+        "127.0.0.1:8080",
+        parse_optional_listen,
+        "web journal address ('' = off)",
+    ),
+    ConfigKey(
+        "journal.idle_timeout", 1800.0, at_least(60), "journal session idle limit"
+    ),
+    ConfigKey(
+        "journal.https", False, parse_bool, "journal is reached over TLS (proxy)"
+    ),
+    ConfigKey(
+        "journal.retention_days",
+        0,
+        bounded_int(0, 36500),
+        "days to keep stored messages (0 = keep)",
+    ),
 )
 
 

@@ -134,6 +134,17 @@ def ums_lookup_caller(number, ctx):
     """
 
 
+@hookspec
+def ums_start_service(ctx):
+    """Start a long-running service beside ``ums serve``; return it or None.
+
+    Called once when ``ums serve`` starts, after the spool and queue are ready.
+    Return an object with a ``stop()`` method (called when ``ums serve``
+    stops, from the main thread) or None when the plugin has nothing to run.
+    The service runs in its own threads and must not block this call.
+    """
+
+
 # Events -----------------------------------------------------------------------
 
 

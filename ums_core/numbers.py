@@ -8,6 +8,7 @@ decides which readings to try and refuses anything it cannot read with confidenc
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -138,8 +139,20 @@ def format_number(e164: str, rules: SiteRules) -> str:
     """Return E164 for display: national in the site country, else international.
 
     Numbers that phonenumbers does not call valid are shown in international form,
-    since their national form would lack the trunk prefix.
+    since their national form would lack the trunk prefix. Answers are kept
+    (lists show the same callers again and again).
     """
+    if isinstance(e164, str):
+        return _format_cached(e164, rules)
+    return _format_number(e164, rules)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_cached(e164: str, rules: SiteRules) -> str:
+    return _format_number(e164, rules)
+
+
+def _format_number(e164, rules: SiteRules) -> str:
     validate_site_rules(rules)
     if not isinstance(e164, str) or not _E164.fullmatch(e164):
         raise NumberError(

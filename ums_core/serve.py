@@ -19,6 +19,7 @@ class Server:
         self.app = app
         self.stopping = threading.Event()
         self.gateway = None
+        self.services: list = []
 
     def install_signal_handlers(self) -> None:
         """Stop cleanly on SIGINT and SIGTERM."""
@@ -38,6 +39,7 @@ class Server:
         log.info("ums serve started on %s (mode %s)", self.app.node, mode)
         release_dead_leases(self.app)
         gateway = self.gateway = self.start_gateway()
+        self.start_services()
         cycles = 0
         try:
             while not self.stopping.is_set():
@@ -49,7 +51,24 @@ class Server:
         finally:
             if gateway is not None:
                 gateway.stop()
+            self.stop_services()
         log.info("ums serve stopped")
+
+    def start_services(self) -> None:
+        """Start what active plugins run beside the worker (the journal)."""
+        from .context import PluginContext
+
+        answers = self.app.collect("ums_start_service", ctx=PluginContext(self.app))
+        self.services = [service for service in answers if service is not None]
+
+    def stop_services(self) -> None:
+        """Stop the plugins' services; one failing stops no other."""
+        for service in self.services:
+            try:
+                service.stop()
+            except Exception:  # third-party code; keep stopping the rest
+                log.exception("stopping service %r failed", service)
+        self.services = []
 
     def start_gateway(self):
         """Start the SMTP gateway when a fax or SMS domain is configured."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import peewee as pw
@@ -180,6 +181,8 @@ def check_password(email: str, password: str) -> User | None:
 
     user = find_active_user(email)
     if user is None:
+        # Spend the time a real check takes, so timing does not tell who exists.
+        verify_secret(_dummy_hash(), password)
         return None
     row = db.User.get(db.User.email == user.email)
     if not verify_secret(row.password_hash, password):
@@ -187,3 +190,10 @@ def check_password(email: str, password: str) -> User | None:
     if needs_rehash(row.password_hash):
         set_password(row.email, password)
     return user
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    from .secrets import hash_secret
+
+    return hash_secret("no such user")

@@ -1,0 +1,1 @@
+"""The web journal: users open, save and delete their stored messages."""

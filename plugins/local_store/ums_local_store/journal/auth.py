@@ -1,0 +1,167 @@
+"""Journal sessions, CSRF tokens and login throttling, kept in the database.
+
+Sessions live in the instance's database (not in a signed cookie) so that
+logging out, changing the password and the idle timeout end them for good,
+and so that several ``ums serve`` nodes on one database share them. The
+cookie carries a random token; the table keeps only its SHA-256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+
+import attrs
+import peewee as pw
+
+from ums_core import db
+
+log = logging.getLogger(__name__)
+
+MAX_SESSION_AGE = dt.timedelta(hours=12)
+SEEN_RESOLUTION = dt.timedelta(seconds=60)
+THROTTLE_WINDOW = dt.timedelta(minutes=15)
+ACCOUNT_LIMIT = 5
+ADDRESS_LIMIT = 20
+
+
+class JournalSession(db.BaseModel):
+    """A logged-in browser: the hash of its cookie token and its CSRF token."""
+
+    token_hash = pw.CharField(primary_key=True)
+    email = pw.CharField(index=True)
+    csrf = pw.CharField()
+    address = pw.CharField(default="")
+    created_at = db.UtcDateTimeField(default=db.utcnow)
+    seen_at = db.UtcDateTimeField(default=db.utcnow)
+
+
+class LoginFailure(db.BaseModel):
+    """One failed login, counted per account and per client address."""
+
+    key = pw.CharField()
+    failed_at = db.UtcDateTimeField(default=db.utcnow)
+
+    class Meta:
+        indexes = ((("key", "failed_at"), False),)
+
+
+JOURNAL_MODELS = (JournalSession, LoginFailure)
+
+
+@attrs.frozen
+class Session:
+    """The session of the current request."""
+
+    token: str
+    email: str
+    csrf: str
+
+
+def create_tables() -> None:
+    """Create the journal's tables if they are missing (both databases)."""
+    with db.write_transaction():
+        db.database.create_tables(JOURNAL_MODELS, safe=True)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+def start_session(email: str, address: str, replaces: str | None = None) -> Session:
+    """Return a new session for EMAIL, ending the one with token REPLACES."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    with db.write_transaction():
+        if replaces:
+            JournalSession.delete().where(
+                JournalSession.token_hash == _hash(replaces)
+            ).execute()
+        JournalSession.create(
+            token_hash=_hash(token), email=email, csrf=csrf, address=address
+        )
+    return Session(token=token, email=email, csrf=csrf)
+
+
+def find_session(token: str | None, idle: dt.timedelta) -> Session | None:
+    """Return the live session of TOKEN, or None (ending it if it expired)."""
+    if not token or len(token) > 100:
+        return None
+    row = JournalSession.get_or_none(JournalSession.token_hash == _hash(token))
+    if row is None:
+        return None
+    now = db.utcnow()
+    if now - row.seen_at > idle or now - row.created_at > MAX_SESSION_AGE:
+        end_session(token)
+        log.info("journal: session of %s expired", row.email)
+        return None
+    if now - row.seen_at > SEEN_RESOLUTION:
+        with db.write_transaction():
+            JournalSession.update(seen_at=now).where(
+                JournalSession.token_hash == row.token_hash
+            ).execute()
+    return Session(token=token, email=row.email, csrf=row.csrf)
+
+
+def end_session(token: str) -> None:
+    """End the session of TOKEN."""
+    with db.write_transaction():
+        JournalSession.delete().where(
+            JournalSession.token_hash == _hash(token)
+        ).execute()
+
+
+def end_sessions_of(email: str, keep: str | None = None) -> int:
+    """End every session of EMAIL but the one with token KEEP; return how many."""
+    query = JournalSession.delete().where(JournalSession.email == email)
+    if keep:
+        query = query.where(JournalSession.token_hash != _hash(keep))
+    with db.write_transaction():
+        return query.execute()
+
+
+def check_csrf(session: Session | None, submitted: str | None) -> bool:
+    """Return True when SUBMITTED is the CSRF token of SESSION."""
+    if session is None or not submitted:
+        return False
+    return hmac.compare_digest(session.csrf.encode(), submitted.encode())
+
+
+def _failure_keys(email: str, address: str) -> tuple[str, str]:
+    return f"account:{email.strip().lower()[:200]}", f"address:{address[:60]}"
+
+
+def throttled(email: str, address: str) -> bool:
+    """Return True when EMAIL or ADDRESS failed too often just now."""
+    account, client = _failure_keys(email, address)
+    since = db.utcnow() - THROTTLE_WINDOW
+
+    def count(key: str) -> int:
+        return (
+            LoginFailure.select()
+            .where((LoginFailure.key == key) & (LoginFailure.failed_at > since))
+            .count()
+        )
+
+    return count(account) >= ACCOUNT_LIMIT or count(client) >= ADDRESS_LIMIT
+
+
+def record_failure(email: str, address: str) -> None:
+    """Count a failed login for EMAIL and ADDRESS; forget old failures."""
+    keys = _failure_keys(email, address)
+    with db.write_transaction():
+        LoginFailure.delete().where(
+            LoginFailure.failed_at < db.utcnow() - THROTTLE_WINDOW
+        ).execute()
+        for key in keys:
+            LoginFailure.create(key=key)
+
+
+def clear_failures(email: str) -> None:
+    """Forget the failed logins of EMAIL's account after a good one."""
+    account, _ = _failure_keys(email, "")
+    with db.write_transaction():
+        LoginFailure.delete().where(LoginFailure.key == account).execute()
