@@ -13,9 +13,12 @@ ums config set default_recipient office@example.test
 ums config set site.country DE
 ums config set site.area_code 89
 ums config set timezone Europe/Berlin
-ums users add alice@example.test --name "Alice Müller" --fax "+49 89 123456" \
-    --voice "089 123457" --lang de
+added=$(ums users add alice@example.test --name "Alice Müller" --fax "+49 89 123456" \
+    --voice "089 123457" --lang de)
+echo "$added"
+password=$(echo "$added" | sed -n 's/^password: //p')
 ums users add bob@example.test --name "Bob Smith" --sms "+49 170 1234567" --lang en
+ums users add office@example.test --name "Office (default recipient)" --lang de
 
 "$PY" -m ums_core.samples all "$DEMO/samples"
 
@@ -35,7 +38,6 @@ echo
 echo "== plugins (ums --home $DEMO plugins list)"
 ums plugins list
 echo
-password=$(ums users reset-password alice@example.test | sed -n 's/^password: //p')
 echo "The local store is in $DEMO/plugins/local_store/; try:"
 echo "  $UMS --home $DEMO messages show $fax"
 echo "  $UMS --home $DEMO journal serve      # then open http://$(ums config show --json \

@@ -209,7 +209,10 @@ def parse_listen(text: str) -> str:
 def parse_optional_listen(text: str) -> str:
     """Return HOST:PORT, or '' (the service is off)."""
     value = str(text).strip()
-    return parse_listen(value) if value else ""
+    try:
+        return parse_listen(value) if value else ""
+    except ValueError:
+        raise ValueError("expected HOST:PORT such as 127.0.0.1:8080, or ''") from None
 
 
 def parse_networks(text: str | list) -> list[str]:
@@ -353,6 +356,12 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ),
     ConfigKey(
         "journal.https", False, parse_bool, "journal is reached over TLS (proxy)"
+    ),
+    ConfigKey(
+        "journal.trusted_proxy",
+        "",
+        parse_text,
+        "address of the proxy in front of the journal",
     ),
     ConfigKey(
         "journal.retention_days",

@@ -100,7 +100,7 @@ def _remove_files(home, row, names, mail_paths) -> None:
             root = os.path.realpath(os.path.join(home, "plugins", "local_store"))
             if os.path.realpath(folder).startswith(root + os.sep):
                 shutil.rmtree(folder, ignore_errors=True)
-    remove_cached(home, row.id)
+    remove_cached(home, row)
 
 
 def _unlink(path: str) -> None:

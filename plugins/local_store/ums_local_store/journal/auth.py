@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 
 import attrs
 import peewee as pw
@@ -33,6 +34,7 @@ class JournalSession(db.BaseModel):
 
     token_hash = pw.CharField(primary_key=True)
     email = pw.CharField(index=True)
+    user_key = pw.CharField(default="")
     csrf = pw.CharField()
     address = pw.CharField(default="")
     created_at = db.UtcDateTimeField(default=db.utcnow)
@@ -59,6 +61,7 @@ class Session:
     token: str
     email: str
     csrf: str
+    user_key: str = ""
 
 
 def create_tables() -> None:
@@ -71,19 +74,34 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
-def start_session(email: str, address: str, replaces: str | None = None) -> Session:
-    """Return a new session for EMAIL, ending the one with token REPLACES."""
+def user_key(user: db.User) -> str:
+    """Return what ties a session to this user as they are now.
+
+    A new password (``ums users reset-password`` too) or a user removed and
+    added again gives another key, and so ends the sessions made before.
+    """
+    text = f"{user.id}:{user.created_at.isoformat()}:{user.password_hash or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def start_session(user: db.User, address: str, replaces: str | None = None) -> Session:
+    """Return a new session for USER, ending the one with token REPLACES."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
+    key = user_key(user)
     with db.write_transaction():
         if replaces:
             JournalSession.delete().where(
                 JournalSession.token_hash == _hash(replaces)
             ).execute()
         JournalSession.create(
-            token_hash=_hash(token), email=email, csrf=csrf, address=address
+            token_hash=_hash(token),
+            email=user.email,
+            user_key=key,
+            csrf=csrf,
+            address=address,
         )
-    return Session(token=token, email=email, csrf=csrf)
+    return Session(token=token, email=user.email, csrf=csrf, user_key=key)
 
 
 def find_session(token: str | None, idle: dt.timedelta) -> Session | None:
@@ -98,12 +116,12 @@ def find_session(token: str | None, idle: dt.timedelta) -> Session | None:
         end_session(token)
         log.info("journal: session of %s expired", row.email)
         return None
-    if now - row.seen_at > SEEN_RESOLUTION:
+    if now - row.seen_at > min(SEEN_RESOLUTION, idle / 4):
         with db.write_transaction():
             JournalSession.update(seen_at=now).where(
                 JournalSession.token_hash == row.token_hash
             ).execute()
-    return Session(token=token, email=row.email, csrf=row.csrf)
+    return Session(token=token, email=row.email, csrf=row.csrf, user_key=row.user_key)
 
 
 def end_session(token: str) -> None:
@@ -132,6 +150,19 @@ def check_csrf(session: Session | None, submitted: str | None) -> bool:
 
 def _failure_keys(email: str, address: str) -> tuple[str, str]:
     return f"account:{email.strip().lower()[:200]}", f"address:{address[:60]}"
+
+
+_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def account_lock(email: str) -> threading.Lock:
+    """Return the lock that serialises login checks of EMAIL in this process.
+
+    Without it, parallel guesses would all pass the throttle check before the
+    first failure is counted.
+    """
+    digest = hashlib.sha256(email.strip().lower().encode()).digest()
+    return _LOCKS[digest[0] % len(_LOCKS)]
 
 
 def throttled(email: str, address: str) -> bool:

@@ -1,13 +1,15 @@
 """The files the journal serves: fax as PDF or TIFF, page previews, audio.
 
 Every file is found from the message row (never from a path in the request).
-Conversions are written once into the plugin's cache folder, named by the
-message id, through a temporary file and a rename, so two requests at once
-or a crash mid-way leave no half file behind.
+Conversions are written once into the plugin's cache folder, named after the
+content file (never reused, unlike a message id after a delete), through a
+temporary file and a rename, so two requests at once or a crash mid-way leave
+no half file behind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -46,8 +48,13 @@ def content_format(row) -> str:
     return {"tif": "tiff", "tiff": "tiff", "pdf": "pdf"}.get(extension, "")
 
 
+def cache_key(row) -> str:
+    """Return the cache name stem of ROW's conversions."""
+    return hashlib.sha256((row.content_name or "").encode()).hexdigest()[:24]
+
+
 def _cached(home: str, row, suffix: str, make) -> str:
-    target = os.path.join(cache_folder(home), f"{row.id}{suffix}")
+    target = os.path.join(cache_folder(home), f"{cache_key(row)}{suffix}")
     if os.path.exists(target):
         return target
     tmp = f"{target}.{os.getpid()}.{id(make)}.part"
@@ -144,14 +151,18 @@ def _to_pcm(source: str, out: str) -> None:
             subtype="PCM_16",
             format="WAV",
         ) as writer:
-            for block in reader.blocks(blocksize=65536, dtype="int16"):
+            # read() in pieces: blocks() needs a seekable file, and GSM is not
+            for _ in range(1_000_000):
+                block = reader.read(65536, dtype="int16")
+                if not len(block):
+                    break
                 writer.write(block)
 
 
-def remove_cached(home: str, message_id: int) -> None:
-    """Remove every cached conversion of message MESSAGE_ID."""
+def remove_cached(home: str, row) -> None:
+    """Remove every cached conversion of the message ROW."""
     folder = cache_folder(home)
-    prefix = f"{message_id}."
+    prefix = f"{cache_key(row)}."
     for name in os.listdir(folder):
         if name.startswith(prefix):
             os.unlink(os.path.join(folder, name))

@@ -24,6 +24,7 @@ LIST_COLUMNS = (
     db.Message.kind,
     db.Message.direction,
     db.Message.sender,
+    db.Message.sender_raw,
     db.Message.sender_name,
     db.Message.called,
     db.Message.received_at,
@@ -104,7 +105,10 @@ def visible_to(email: str, is_default_recipient: bool):
 
 def _day_start(day: dt.date, zone: str) -> dt.datetime:
     local = dt.datetime.combine(day, dt.time(), tzinfo=zoneinfo.ZoneInfo(zone))
-    return local.astimezone(dt.UTC)
+    try:
+        return local.astimezone(dt.UTC)
+    except OverflowError:  # the first or last representable days
+        return local.replace(tzinfo=dt.UTC)
 
 
 def _search_condition(text: str, site_rules):
@@ -135,9 +139,9 @@ def filter_condition(filters: Filters, zone: str, site_rules):
         parts.append(db.Message.direction == filters.direction)
     if filters.unread:
         parts.append((db.Message.direction == "inbound") & db.Message.read_at.is_null())
-    if filters.start:
+    if filters.start and filters.start > dt.date.min:
         parts.append(db.Message.received_at >= _day_start(filters.start, zone))
-    if filters.end:
+    if filters.end and filters.end < dt.date.max:
         end = _day_start(filters.end + dt.timedelta(days=1), zone)
         parts.append(db.Message.received_at < end)
     if filters.query:

@@ -8,6 +8,7 @@ import attrs
 
 from . import files
 
+NAME_LIMIT = 120
 TIME_FORMATS = {"en": "%Y-%m-%d %H:%M", "de": "%d.%m.%Y %H:%M"}
 MIMETYPES = {
     "pdf": "application/pdf",
@@ -46,9 +47,14 @@ def other_party(row, ctx, t) -> tuple[str, str]:
     if _get(row, "direction") == "outbound":
         called = _get(row, "called")
         return "", ctx.format_number(called) if called else ""
-    name = " ".join((_get(row, "sender_name") or "").split())
+    name = " ".join((_get(row, "sender_name") or "").split())[:NAME_LIMIT]
     sender = _get(row, "sender")
-    return name, ctx.format_number(sender) if sender else t("withheld")
+    if sender:
+        return name, ctx.format_number(sender)
+    raw = " ".join((_get(row, "sender_raw") or "").split())[:NAME_LIMIT]
+    if _get(row, "kind") == "sms" and any(c.isalpha() for c in raw):
+        return name, raw  # an alphanumeric sender id such as "DHL"
+    return name, t("withheld")
 
 
 def size_label(row, t) -> str:
@@ -101,7 +107,7 @@ def present_detail(row, ctx, t, language: str) -> dict:
         station_id=" ".join((row.station_id or "").split()),
         pages=row.pages or 0,
         is_fax=row.kind == "fax" and has_content and fmt in ("pdf", "tiff"),
-        has_tiff_pages=row.kind == "fax" and has_content and fmt == "tiff",
+        has_pages=row.kind == "fax" and has_content and bool(row.pages),
         is_voice=row.kind == "voice" and has_content,
         is_sms=row.kind == "sms",
         outbound=row.direction == "outbound",
@@ -119,6 +125,7 @@ _LIST_NAMES = (
     "kind",
     "direction",
     "sender",
+    "sender_raw",
     "sender_name",
     "called",
     "received_at",

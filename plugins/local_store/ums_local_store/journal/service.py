@@ -20,6 +20,15 @@ class JournalService:
 
         host, _, port = listen.rpartition(":")
         self._map: dict = {}
+        proxy = {}
+        if ctx.config.get("journal.trusted_proxy"):
+            # Only this proxy's X-Forwarded-* count: the client's address (for
+            # login throttling and the logs) and https (for Secure cookies).
+            proxy = {
+                "trusted_proxy": ctx.config.get("journal.trusted_proxy"),
+                "trusted_proxy_count": 1,
+                "trusted_proxy_headers": "x-forwarded-for x-forwarded-proto",
+            }
         self.server = create_server(
             create_journal(ctx),
             map=self._map,
@@ -28,6 +37,7 @@ class JournalService:
             threads=THREADS,
             ident="ums-journal",
             clear_untrusted_proxy_headers=True,
+            **proxy,
         )
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="journal", daemon=True)

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from ums_core import db, users
 from ums_core.context import PluginContext
+from ums_core.helpers import header_text
 
 from . import auth, files, listing
 from .i18n import LANGUAGES, translator
@@ -33,6 +34,7 @@ PAGE_CSP = (
     "object-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )
+ID = "int(max=9223372036854775807)"  # what both databases hold
 FILE_CSP = "default-src 'none'; frame-ancestors 'self'"
 
 
@@ -70,7 +72,8 @@ def _load_session() -> None:
         user = db.User.get_or_none(
             (db.User.email == session.email) & (db.User.active == True)  # noqa: E712
         )
-        if user is None:
+        if user is None or auth.user_key(user) != session.user_key:
+            log.info("journal: session of %s ended (user changed)", session.email)
             auth.end_session(session.token)
             session = None
         elif user.language in LANGUAGES:
@@ -150,6 +153,8 @@ def _login_redirect():
 def _safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//"):
         return flask.url_for("message_list")
+    if not target.isprintable() or len(target) > 2000:
+        return flask.url_for("message_list")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or "\\" in target:
         return flask.url_for("message_list")
@@ -163,6 +168,11 @@ def _is_default_recipient(email: str) -> bool:
 def _visible():
     email = flask.g.session.email
     return listing.visible_to(email, _is_default_recipient(email))
+
+
+def _page_id(name: str) -> int | None:
+    value = flask.request.args.get(name, type=int)
+    return value if value is not None and 0 <= value < 2**63 else None
 
 
 def _owned_row(message_id: int) -> db.Message:
@@ -182,15 +192,17 @@ def _add_routes(web: flask.Flask) -> None:
     web.add_url_rule("/logout", "logout", logout, methods=["POST"])
     web.add_url_rule("/password", "password", password, methods=["GET", "POST"])
     web.add_url_rule("/messages", "message_list", message_list)
-    web.add_url_rule("/messages/<int:message_id>", "message_show", message_show)
+    web.add_url_rule(f"/messages/<{ID}:message_id>", "message_show", message_show)
     web.add_url_rule(
-        "/messages/<int:message_id>/file/<kind>", "message_file", message_file
+        f"/messages/<{ID}:message_id>/file/<kind>", "message_file", message_file
     )
     web.add_url_rule(
-        "/messages/<int:message_id>/page/<int:number>.png", "message_page", page_png
+        f"/messages/<{ID}:message_id>/page/<int(max=999):number>.png",
+        "message_page",
+        page_png,
     )
     web.add_url_rule(
-        "/messages/<int:message_id>/delete",
+        f"/messages/<{ID}:message_id>/delete",
         "message_delete",
         message_delete,
         methods=["GET", "POST"],
@@ -215,17 +227,23 @@ def login():
     _check_login_origin()
     email = (flask.request.form.get("email") or "").strip().lower()[:254]
     secret = flask.request.form.get("password") or ""
-    if auth.throttled(email, _client()):
-        log.warning("journal: login throttled for %s from %s", email, _client())
-        return flask.render_template("login.html", error=t("throttled")), 429
-    user = users.check_password(email, secret) if email and secret else None
-    if user is None:
-        auth.record_failure(email, _client())
-        log.warning("journal: login failed for %s from %s", email, _client())
-        return flask.render_template("login.html", error=t("login_failed")), 401
+    shown = header_text(email, 254)
+    again = {"next": flask.request.form.get("next", "")}
+    with auth.account_lock(email):
+        if auth.throttled(email, _client()):
+            log.warning("journal: login throttled for %s from %s", shown, _client())
+            page = flask.render_template("login.html", error=t("throttled"), **again)
+            return page, 429
+        user = users.check_password(email, secret) if email and secret else None
+        if user is None:
+            auth.record_failure(email, _client())
+            log.warning("journal: login failed for %s from %s", shown, _client())
+            page = flask.render_template("login.html", error=t("login_failed"), **again)
+            return page, 401
     auth.clear_failures(user.email)
     old = flask.request.cookies.get(COOKIE)
-    session = auth.start_session(user.email, _client(), replaces=old)
+    row = db.User.get(db.User.email == user.email)
+    session = auth.start_session(row, _client(), replaces=old)
     log.info("journal: login ok for %s from %s", user.email, _client())
     response = flask.redirect(_safe_next(flask.request.form.get("next")))
     _set_cookie(response, COOKIE, session.token)
@@ -240,19 +258,15 @@ def _check_login_origin() -> None:
     sends Origin on a cross-site POST. A script that posts only ``email`` and
     ``password`` sends neither and is let through.
     """
+    origin = flask.request.headers.get("Origin") or flask.request.referrer
+    if origin == "null" or (origin and urlsplit(origin).netloc != flask.request.host):
+        log.warning("journal: cross-site login post from %s", _client())
+        flask.abort(400)
     form_token = flask.request.form.get("csrf")
     if form_token:
         cookie_token = flask.request.cookies.get(LOGIN_COOKIE) or ""
         if not hmac.compare_digest(form_token.encode(), cookie_token.encode()):
             flask.abort(400)
-        return
-    origin = flask.request.headers.get("Origin") or flask.request.referrer
-    if origin and origin != "null":
-        if urlsplit(origin).netloc != flask.request.host:
-            log.warning("journal: cross-site login post from %s", _client())
-            flask.abort(400)
-    elif origin == "null":
-        flask.abort(400)
 
 
 def logout():
@@ -284,7 +298,7 @@ def password():
         return flask.render_template("password.html", error=error), 400
     users.set_password(session.email, form["new"])
     ended = auth.end_sessions_of(session.email)
-    fresh = auth.start_session(session.email, _client())
+    fresh = auth.start_session(db.User.get(db.User.email == session.email), _client())
     log.info(
         "journal: password changed by %s (%d sessions ended)", session.email, ended
     )
@@ -298,12 +312,16 @@ def password():
 
 def _password_problem(email, current, new, repeat) -> str:
     t = flask.g.t
-    if users.check_password(email, current) is None:
-        log.warning("journal: wrong current password for %s", email)
-        return t("password_wrong")
+    with auth.account_lock(email):
+        if auth.throttled(email, _client()):
+            return t("throttled")
+        if users.check_password(email, current) is None:
+            auth.record_failure(email, _client())
+            log.warning("journal: wrong current password for %s", email)
+            return t("password_wrong")
     if new != repeat:
         return t("password_mismatch")
-    if len(new) < MIN_PASSWORD:
+    if len(new) < MIN_PASSWORD or len("".join(new.split())) < MIN_PASSWORD:
         return t("password_short", n=MIN_PASSWORD)
     if new == current:
         return t("password_same")
@@ -324,8 +342,8 @@ def message_list():
     page = listing.list_page(
         _visible(),
         condition,
-        before=flask.request.args.get("before", type=int),
-        after=flask.request.args.get("after", type=int),
+        before=_page_id("before"),
+        after=_page_id("after"),
     )
     ctx = _ctx()
     rows = [present_row(row, ctx, flask.g.t, flask.g.language) for row in page.rows]
