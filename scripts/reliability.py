@@ -16,6 +16,7 @@ import json
 import os
 import random
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -23,8 +24,10 @@ import tempfile
 import threading
 import time
 from email import policy
+from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+from fault_smtp import FAULTS, FaultServer
 
 from ums_core.app import create_instance
 from ums_core.samples import write_fax_tiff, write_wav
@@ -42,6 +45,12 @@ USERS = {
 KINDS = ("fax", "voice", "sms")
 DRAIN_SECONDS = 120.0
 COMMAND_SECONDS = 60.0
+FAULT_SCHEDULE = "1s,1s,2s"
+FAULT_ATTEMPTS = 4
+FAX_DOMAIN = "fax.example.test"
+SMS_DOMAIN = "sms.example.test"
+GATEWAY_TRIES = 200
+GATEWAY_PAUSE = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +162,7 @@ class Outcome:
     queued: int = 0
     errors: list[str] = dataclasses.field(default_factory=list)
     log_lines: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
     kill_times: list[float] = dataclasses.field(default_factory=list)
 
     @property
@@ -188,7 +198,7 @@ def read_json(home: str, *args: str) -> list:
     return json.loads(run_ums(home, *args, "--json").stdout or "[]")
 
 
-def create_home(root: str, sink: Sink) -> str:
+def create_home(root: str, sink, extra: dict | None = None) -> str:
     """Create an instance in mailserver mode that delivers to SINK."""
     home = os.path.join(root, "home")
     config = create_instance(home)
@@ -203,6 +213,7 @@ def create_home(root: str, sink: Sink) -> str:
         "smtp.timeout": "10",
         "retry.schedule": SCHEDULE,
         "spool.poll": "0.2",
+        **(extra or {}),
     }
     for key, value in settings.items():
         config.set(key, value)
@@ -539,6 +550,209 @@ def check_failed_message(home, root, token, rows) -> list[str]:
     return errors
 
 
+def gateway_settings(port: int) -> dict:
+    """Return the settings that turn the gateway on at 127.0.0.1:PORT."""
+    return {
+        "gateway.fax_domain": FAX_DOMAIN,
+        "gateway.sms_domain": SMS_DOMAIN,
+        "gateway.listen": f"127.0.0.1:{port}",
+        "transmit.backend": "simulation",
+    }
+
+
+def gateway_mail(token: str, kind: str, index: int) -> tuple[str, str, bytes]:
+    """Return (sender, recipient, wire bytes) of one outgoing mail for TOKEN."""
+    sender = "alice@example.test" if index % 2 else "bob@example.test"
+    domain = FAX_DOMAIN if kind == "fax" else SMS_DOMAIN
+    number = f"+4930555{index % 1000:03d}" if kind == "fax" else "+491701239999"
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = f"{number}@{domain}"
+    mail["Subject"] = token
+    mail["Message-ID"] = f"<{token}@client.example.test>"
+    mail.set_content(f"reliability {token}\n")
+    return sender, mail["To"], mail.as_bytes(policy=policy.SMTP)
+
+
+def send_until_250(port: int, sender: str, rcpt: str, data: bytes) -> str:
+    """Hand DATA to the gateway until it answers 250; return '', 'retried' or why.
+
+    This is what a mail server does: the same bytes again after a refused
+    connection, a cut session or a 4xx, so a retry can be recognised.
+    """
+    error = ""
+    for tries in range(GATEWAY_TRIES):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+                smtp.sendmail(sender, [rcpt], data)
+            return "" if tries == 0 else "retried"
+        except smtplib.SMTPResponseException as exc:
+            error = f"{exc.smtp_code} {exc.smtp_error!r}"
+            if exc.smtp_code >= 500:
+                return error
+        except (smtplib.SMTPException, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        time.sleep(GATEWAY_PAUSE)
+    return f"no 250 after {GATEWAY_TRIES} tries: {error}"
+
+
+def run_gateway_crash_restart(root: str, mails: int, kills: int, rng) -> Outcome:
+    """Send MAILS through the gateway while SIGKILLing `ums serve`; count them.
+
+    The mails go out from a thread, as a mail server would send them; the
+    kills come at random moments meanwhile, so some cut a session short.
+    """
+    outcome = Outcome("crash-restart (gateway)", duplicates_allowed=True)
+    sink = Sink()
+    sink.start()
+    port = pick_free_port()
+    serve, tokens = None, []
+    try:
+        home = create_home(root, sink, gateway_settings(port))
+        serve = Serve(home)
+        serve.start()
+        sender = threading.Thread(
+            target=send_gateway_mails, args=(port, mails, tokens, outcome)
+        )
+        sender.start()
+        for _ in range(kills):
+            time.sleep(rng.uniform(0.1, 1.2))
+            serve.kill()
+            serve.start()
+        sender.join(timeout=DRAIN_SECONDS * 2)
+        outcome.inputs = len(tokens)
+        outcome.queued = wait_drained(home)
+    finally:
+        if serve is not None:
+            serve.stop()
+            outcome.kill_times = serve.kill_times
+        sink.stop()
+    count_gateway(home, sink, tokens, outcome)
+    return outcome
+
+
+def send_gateway_mails(port: int, mails: int, tokens: list, outcome: Outcome):
+    """Send MAILS mails; add the token of each one that got a 250 to TOKENS."""
+    retried = 0
+    for index in range(mails):
+        token = f"gw-{index}"
+        kind = "fax" if index % 3 == 0 else "sms"
+        error = send_until_250(port, *gateway_mail(token, kind, index))
+        if error == "retried":
+            retried += 1
+        elif error:
+            outcome.errors.append(f"{token}: {error}")
+        if error in ("", "retried"):
+            tokens.append(token)
+    outcome.notes.append(f"{retried} mails were handed over again after a failure")
+
+
+def count_gateway(home, sink, tokens, outcome: Outcome) -> None:
+    """Record mails that got 250 but were not transmitted and reported once."""
+    rows = read_json(home, "messages", "list", "--limit", "100000")
+    by_subject = collections.defaultdict(list)
+    for row in rows:
+        if row["direction"] == "outbound":
+            by_subject[row["subject"]].append(row)
+    reports = collections.Counter(mail.msgid for mail in sink.snapshot())
+    for token in tokens:
+        found = by_subject.get(token, [])
+        if len(found) != 1:
+            outcome.errors.append(f"{token}: {len(found)} outbound messages, not 1")
+        if not found or found[0]["state"] != "sent":
+            state = found[0]["state"] if found else "none"
+            outcome.lost.append(f"{token} (got 250; state {state})")
+            continue
+        marker = f".report{found[0]['id']}@"
+        sent = {m: n for m, n in reports.items() if marker in m}
+        if not sent:
+            outcome.lost.append(f"{token} (msg {found[0]['id']}: no send report)")
+        outcome.duplicated += [m for m, n in sent.items() if n > 1]
+    check_crash_window(sink.snapshot(), outcome)
+    check_leftovers(home, outcome)
+    collect_log(home, outcome, {})
+
+
+class FaultSink:
+    """A FaultServer seen as a Sink: the mails it accepted, for the count."""
+
+    def __init__(self, server: FaultServer):
+        self.server = server
+        self.port = server.port
+
+    def snapshot(self) -> list[Received]:
+        """Return the mails the fault server accepted."""
+        received = []
+        for item in self.server.accepted():
+            mail = email.message_from_bytes(item.data, policy=policy.default)
+            msgid = str(mail["Message-ID"] or "").strip()
+            ums_message = str(mail["X-UMS-Message"] or "")
+            received.append(Received(msgid, ums_message, tuple(item.rcpts), item.at))
+        return received
+
+
+def run_fault(root: str, fault: str, rng) -> Outcome:
+    """Feed three messages against the mail-server FAULT; count them."""
+    permanent = fault in ("550-rcpt", "552-data", "554-data")
+    times = None if permanent or fault == "no-starttls" else 2
+    target = "alice@example.test" if fault.endswith(("-rcpt", "-data")) else None
+    server = FaultServer(fault, target=target, times=times, stall=4.0)
+    server.start()
+    sink = FaultSink(server)
+    extra = {"retry.schedule": FAULT_SCHEDULE, "smtp.timeout": "2"}
+    if fault == "no-starttls":
+        extra["smtp.starttls"] = "required"
+    outcome = Outcome(f"mail server fault: {fault}")
+    serve = None
+    try:
+        home = create_home(root, sink, extra)
+        samples = write_samples(root)
+        serve = Serve(home)
+        serve.start()
+        plan = [
+            (f"{fault}-{i}", KINDS[i], "alice@example.test", False) for i in range(3)
+        ]
+        tokens = feed_inputs(home, samples, plan, outcome)
+        outcome.queued = wait_drained(home, 60.0)
+    finally:
+        if serve is not None:
+            serve.stop()
+        server.stop()
+    check_attempts(home, outcome)
+    if fault == "no-starttls":
+        count_kept(home, root, sink, tokens, outcome, told=False)
+        if "MAIL" in server.commands:
+            outcome.errors.append("a mail was sent although STARTTLS was missing")
+    elif permanent:
+        count_kept(home, root, sink, tokens, outcome, told=True)
+    else:
+        finish_count(home, sink, tokens, outcome)
+    return outcome
+
+
+def check_attempts(home: str, outcome: Outcome) -> None:
+    """Record as errors jobs tried more often than the schedule allows."""
+    for job in read_json(home, "queue", "list", "--all"):
+        if job["attempts"] > FAULT_ATTEMPTS:
+            outcome.errors.append(f"job {job['id']} tried {job['attempts']} times")
+
+
+def count_kept(home, root, sink, tokens, outcome: Outcome, told: bool) -> None:
+    """Count failed messages: each kept, and (when TOLD) its notice received."""
+    by_token = map_tokens(home)
+    notices = {
+        mail.msgid for mail in sink.snapshot() if DEFAULT_RECIPIENT in mail.recipients
+    }
+    for token in tokens:
+        rows = by_token.get(token)
+        outcome.errors += check_failed_message(home, root, token, rows)
+        if not rows:
+            outcome.lost.append(f"{token} (no message in the database)")
+        elif told and not any(f".failed{rows[0]['id']}@" in m for m in notices):
+            outcome.lost.append(f"{token} (msg {rows[0]['id']}: no notice received)")
+    check_leftovers(home, outcome, failed_allowed=True)
+
+
 def format_duplicated(outcome: Outcome) -> str:
     """Return the duplicated cell: the count and whether it is allowed."""
     if not outcome.duplicated:
@@ -575,7 +789,8 @@ def print_report(outcomes: list[Outcome]) -> None:
 
 def print_details(outcome: Outcome) -> None:
     """Print the lost and duplicated messages and errors of one scenario."""
-    lines = [f"lost: {item}" for item in outcome.lost]
+    lines = [f"note: {item}" for item in outcome.notes]
+    lines += [f"lost: {item}" for item in outcome.lost]
     lines += [f"duplicated: {item}" for item in outcome.duplicated]
     lines += [f"error: {item}" for item in outcome.errors]
     lines += [f"log: {line}" for line in outcome.log_lines]
@@ -585,14 +800,20 @@ def print_details(outcome: Outcome) -> None:
             print(f"  {line}")
 
 
-def run_all(messages: int, kills: int, seed: int) -> list[Outcome]:
+def run_all(messages: int, kills: int, mails: int, seed: int) -> list[Outcome]:
     """Run every scenario in its own temporary folder."""
     rng = random.Random(seed)
     steps = [
         lambda root: run_crash_restart(root, messages, kills, rng),
+        lambda root: run_gateway_crash_restart(root, mails, kills, rng),
         lambda root: run_refused_connections(root, rng),
         lambda root: run_451_then_250(root, rng),
         lambda root: run_550_recipient(root, rng),
+    ]
+    steps += [
+        (lambda root, fault=fault: run_fault(root, fault, rng))
+        for fault in FAULTS
+        if fault != "refuse"
     ]
     outcomes = []
     for step in steps:
@@ -606,9 +827,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--mails", type=int, default=150)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args(argv)
-    outcomes = run_all(args.messages, args.kills, args.seed)
+    outcomes = run_all(args.messages, args.kills, args.mails, args.seed)
     print_report(outcomes)
     print(f"\nseed {args.seed}")
     return 0 if all(outcome.passed for outcome in outcomes) else 1
