@@ -262,10 +262,14 @@ def feed_cli(home, samples, token: str, kind: str, user: str) -> str:
 
 
 def count_pending(home: str) -> int:
-    """Return the jobs queued or running plus the spool entries not taken."""
+    """Return the jobs queued or running plus the spool entries not taken.
+
+    The spool is read first: an entry is removed only after its job is
+    committed, so this order cannot miss a message moving between the two.
+    """
+    waiting = [n for n in os.listdir(spool_folder(home, "new")) if n.endswith(".json")]
     jobs = read_json(home, "queue", "list")
     busy = [job for job in jobs if job["state"] in ("queued", "running")]
-    waiting = [n for n in os.listdir(spool_folder(home, "new")) if n.endswith(".json")]
     return len(busy) + len(waiting)
 
 
