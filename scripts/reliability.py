@@ -15,6 +15,7 @@ import email
 import json
 import os
 import random
+import resource
 import signal
 import smtplib
 import socket
@@ -51,6 +52,9 @@ FAX_DOMAIN = "fax.example.test"
 SMS_DOMAIN = "sms.example.test"
 GATEWAY_TRIES = 200
 GATEWAY_PAUSE = 0.25
+DISK_FULL_LIMIT = 256 * 1024
+DISK_FULL_SECONDS = 4.0
+DISK_FULL_DRAIN = 60.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,16 +125,22 @@ class Serve:
         self.proc = None
         self.kill_times: list[float] = []
         self.stderr_path = os.path.join(home, "..", "serve.stderr")
+        self.file_limit = None
 
     def start(self) -> None:
-        """Start `ums serve` as a separate process."""
+        """Start `ums serve` as a separate process (no file past file_limit)."""
         with open(self.stderr_path, "ab") as stderr:
             self.proc = subprocess.Popen(
                 [*UMS, "--home", self.home, "serve"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                preexec_fn=self._limit_files if self.file_limit else None,
             )
+
+    def _limit_files(self) -> None:
+        hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_limit, hard))
 
     def kill(self) -> None:
         """SIGKILL the process and reap it."""
@@ -734,6 +744,53 @@ def run_fault(root: str, fault: str, rng) -> Outcome:
     return outcome
 
 
+def run_disk_full(root: str, rng) -> Outcome:
+    """Feed messages while no file may grow past 256 KiB, then lift the limit.
+
+    The limit is lifted from outside (prlimit) while `ums serve` runs on, as
+    when an admin frees space: the work must go on without a restart.
+    """
+    outcome = Outcome("disk full (RLIMIT_FSIZE), then space returns")
+    sink = Sink()
+    sink.start()
+    serve = None
+    try:
+        home = create_home(root, sink)
+        samples = write_samples(root)
+        write_wav(samples["voice"], seconds=30.0)
+        serve = Serve(home)
+        serve.file_limit = DISK_FULL_LIMIT
+        serve.start()
+        plan = [
+            (f"full-{i}", KINDS[i % 3], "alice@example.test", False) for i in range(9)
+        ]
+        tokens = feed_inputs(home, samples, plan, outcome)
+        time.sleep(DISK_FULL_SECONDS)
+        waiting = count_pending(home)
+        unlimited = resource.RLIM_INFINITY
+        limits = (unlimited, unlimited)
+        resource.prlimit(serve.proc.pid, resource.RLIMIT_FSIZE, limits)
+        outcome.queued = wait_drained(home, DISK_FULL_DRAIN)
+    finally:
+        if serve is not None:
+            serve.stop()
+        sink.stop()
+    if not waiting:
+        outcome.errors.append("nothing waited while the disk was full")
+    outcome.notes.append(f"{waiting} messages or jobs waited while the disk was full")
+    outcome.errors += [f"partial file left: {p}" for p in find_partial_files(home)]
+    finish_count(home, sink, tokens, outcome)
+    return outcome
+
+
+def find_partial_files(home: str) -> list[str]:
+    """Return the temporary files a failed write left behind."""
+    found = []
+    for folder, _, names in os.walk(home):
+        found += [os.path.join(folder, n) for n in names if n.endswith(".part")]
+    return found
+
+
 def check_attempts(home: str, outcome: Outcome) -> None:
     """Record as errors jobs tried more often than the schedule allows."""
     for job in read_json(home, "queue", "list", "--all"):
@@ -813,6 +870,7 @@ def run_all(messages: int, kills: int, mails: int, seed: int) -> list[Outcome]:
         lambda root: run_refused_connections(root, rng),
         lambda root: run_451_then_250(root, rng),
         lambda root: run_550_recipient(root, rng),
+        lambda root: run_disk_full(root, rng),
     ]
     steps += [
         (lambda root, fault=fault: run_fault(root, fault, rng))

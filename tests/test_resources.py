@@ -189,3 +189,31 @@ def test_content_over_the_limit_is_refused_before_anything_is_written(home, tmp_
     assert result.returncode == 1
     assert "too large" in result.stderr and "limit 1048576" in result.stderr
     assert files_under(home, "content") == [] and count_messages(home) == 0
+
+
+def test_jobs_held_by_a_cycle_that_failed_run_in_the_next(app, monkeypatch):
+    """A failure that cannot even be recorded (a full disk) does not strand jobs
+    under their lease: the next cycle of `ums serve` requeues and runs them."""
+    import peewee
+
+    from ums_core import queue
+    from ums_core.intake import receive_message
+    from ums_core.model import IncomingMessage
+    from ums_core.serve import Server
+
+    for text in ("one", "two", "three"):
+        sms = IncomingMessage(kind="sms", called="+4989100", text=text)
+        receive_message(app, sms, run_now=False)
+
+    def disk_full(*args, **kwargs):
+        raise peewee.OperationalError("disk I/O error")
+
+    monkeypatch.setattr("ums_core.delivery.deliver_message", disk_full)
+    monkeypatch.setattr(queue, "_retry_or_fail", disk_full)
+    server = Server(app)
+    server.run_cycle()
+    assert db.Job.select().where(db.Job.state == "running").count() == 3
+    monkeypatch.undo()
+    server.run_cycle()
+    assert {j.state for j in db.Job.select()} == {"done"}
+    assert {m.state for m in db.Message.select()} == {"stored"}
