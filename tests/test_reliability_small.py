@@ -34,9 +34,9 @@ def test_gateway_crash_restart_reports_every_mail_that_got_250(tmp_path):
     """Every mail the gateway answered 250 is transmitted and reported."""
     reliability = load_reliability()
     outcome = reliability.run_gateway_crash_restart(
-        str(tmp_path), 18, 4, random.Random(18)
+        str(tmp_path), 12, 3, random.Random(12)
     )
-    assert outcome.inputs == 18, outcome.errors
+    assert outcome.inputs == 12, outcome.errors
     assert (outcome.lost, outcome.errors, outcome.queued) == ([], [], 0)
 
 
