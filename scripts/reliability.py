@@ -733,6 +733,7 @@ def run_fault(root: str, fault: str, rng) -> Outcome:
             serve.stop()
         server.stop()
     check_attempts(home, outcome)
+    outcome.notes.append(f"the mail server saw {server.connections} connections")
     if fault == "no-starttls":
         count_kept(home, root, sink, tokens, outcome, told=False)
         if "MAIL" in server.commands:
@@ -793,9 +794,16 @@ def find_partial_files(home: str) -> list[str]:
 
 def check_attempts(home: str, outcome: Outcome) -> None:
     """Record as errors jobs tried more often than the schedule allows."""
-    for job in read_json(home, "queue", "list", "--all"):
+    jobs = read_json(home, "queue", "list", "--all")
+    for job in jobs:
         if job["attempts"] > FAULT_ATTEMPTS:
             outcome.errors.append(f"job {job['id']} tried {job['attempts']} times")
+    most = max(
+        (job["attempts"] for job in jobs if job["kind"] == "send_mail"), default=0
+    )
+    outcome.notes.append(
+        f"most attempts of one mail: {most} (at most {FAULT_ATTEMPTS})"
+    )
 
 
 def count_kept(home, root, sink, tokens, outcome: Outcome, told: bool) -> None:
