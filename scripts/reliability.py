@@ -1,371 +1,58 @@
 """Feed ums while killing `ums serve`, then count every message handed in.
 
-Run ``python scripts/reliability.py [--messages N] [--kills K] [--seed S]``. Each
-scenario gets its own temporary instance in mailserver mode and its own loopback
-SMTP sink; everything talks to 127.0.0.1 only. Exit status 1 when a scenario
-fails (a message lost, a job still queued, an unexpected duplicate or error).
+Run ``python scripts/reliability.py [--messages N] [--kills K] [--mails M]
+[--seed S]``. Each scenario gets its own temporary instance in mailserver mode and
+its own loopback SMTP server; everything talks to 127.0.0.1 only. Exit status 1
+when a scenario fails (a message lost, a job still queued, an unexpected
+duplicate or error). The crash scenarios are here; the mail-server faults and
+the full disk are in reliability_faults.py, the sink, `ums serve` and the
+counting in reliability_harness.py, the scripted SMTP server in fault_smtp.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import dataclasses
-import email
-import json
-import os
 import random
-import signal
-import socket
-import subprocess
+import smtplib
 import sys
 import tempfile
 import threading
 import time
 from email import policy
+from email.message import EmailMessage
 
-from aiosmtpd.controller import Controller
+from fault_smtp import FAULTS
+from reliability_faults import (
+    run_451_then_250,
+    run_550_recipient,
+    run_disk_full,
+    run_fault,
+    run_refused_connections,
+)
+from reliability_harness import (
+    DRAIN_SECONDS,
+    Outcome,
+    Serve,
+    Sink,
+    check_crash_window,
+    check_leftovers,
+    collect_log,
+    create_home,
+    feed_inputs,
+    finish_count,
+    pick_free_port,
+    plan_inputs,
+    print_report,
+    read_json,
+    wait_drained,
+    write_samples,
+)
 
-from ums_core.app import create_instance
-from ums_core.samples import write_fax_tiff, write_wav
-from ums_core.spool import spool_folder, submit_to_spool
-
-UMS = [sys.executable, "-c", "from ums_core.cli import main; main()"]
-SCHEDULE = "1s,2s,2s,5s"
-SCHEDULE_LENGTH = 4
-DEFAULT_RECIPIENT = "office@example.test"
-CALLER = "+4930555010"
-USERS = {
-    "alice@example.test": ("+4989123456", "+4989123457", "+491701234567"),
-    "bob@example.test": ("+4989123460", "+4989123461", "+491701234568"),
-}
-KINDS = ("fax", "voice", "sms")
-DRAIN_SECONDS = 120.0
-COMMAND_SECONDS = 60.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Received:
-    """One mail the sink accepted."""
-
-    msgid: str
-    ums_message: str
-    recipients: tuple[str, ...]
-    at: float
-
-
-class Sink:
-    """A loopback SMTP server that records mails and can refuse them."""
-
-    def __init__(self):
-        self.port = pick_free_port()
-        self.received: list[Received] = []
-        self.rcpt_refusals: dict[str, str] = {}
-        self.first_data_reply = ""
-        self.deferred: set[str] = set()
-        self.lock = threading.Lock()
-        self.controller = None
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.rcpt_refusals:
-            return self.rcpt_refusals[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        mail = email.message_from_bytes(
-            envelope.original_content, policy=policy.default
-        )
-        msgid = str(mail["Message-ID"] or "").strip()
-        with self.lock:
-            if self.first_data_reply and msgid not in self.deferred:
-                self.deferred.add(msgid)
-                return self.first_data_reply
-            ums_message = str(mail["X-UMS-Message"] or "")
-            self.received.append(
-                Received(msgid, ums_message, tuple(envelope.rcpt_tos), time.monotonic())
-            )
-        return "250 Message accepted"
-
-    def start(self) -> None:
-        """Listen on 127.0.0.1 at the sink's port."""
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        """Stop listening, so connections are refused."""
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-    def snapshot(self) -> list[Received]:
-        """Return the mails accepted so far."""
-        with self.lock:
-            return list(self.received)
-
-
-class Serve:
-    """One `ums serve` process at a time for an instance."""
-
-    def __init__(self, home: str):
-        self.home = home
-        self.proc = None
-        self.kill_times: list[float] = []
-        self.stderr_path = os.path.join(home, "..", "serve.stderr")
-
-    def start(self) -> None:
-        """Start `ums serve` as a separate process."""
-        with open(self.stderr_path, "ab") as stderr:
-            self.proc = subprocess.Popen(
-                [*UMS, "--home", self.home, "serve"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL the process and reap it."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.kill_times.append(time.monotonic())
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        """Stop the process with SIGTERM, or SIGKILL when it does not end."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
-@dataclasses.dataclass
-class Outcome:
-    """The count of one scenario against what was handed in."""
-
-    scenario: str
-    inputs: int = 0
-    lost: list[str] = dataclasses.field(default_factory=list)
-    duplicated: list[str] = dataclasses.field(default_factory=list)
-    duplicates_allowed: bool = False
-    queued: int = 0
-    errors: list[str] = dataclasses.field(default_factory=list)
-    log_lines: list[str] = dataclasses.field(default_factory=list)
-    kill_times: list[float] = dataclasses.field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        """Say whether the scenario met every rule."""
-        unexpected = self.duplicated and not self.duplicates_allowed
-        return not (self.lost or self.queued or self.errors or unexpected)
-
-
-def pick_free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def run_ums(home: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run one `ums --home HOME` command and return its result."""
-    result = subprocess.run(
-        [*UMS, "--home", home, *args],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_SECONDS,
-        stdin=subprocess.DEVNULL,
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"ums {' '.join(args)}: {result.stderr.strip()}")
-    return result
-
-
-def read_json(home: str, *args: str) -> list:
-    """Return the JSON printed by a `ums ... --json` command."""
-    return json.loads(run_ums(home, *args, "--json").stdout or "[]")
-
-
-def create_home(root: str, sink: Sink) -> str:
-    """Create an instance in mailserver mode that delivers to SINK."""
-    home = os.path.join(root, "home")
-    config = create_instance(home)
-    settings = {
-        "mode": "mailserver",
-        "default_recipient": DEFAULT_RECIPIENT,
-        "system_sender": "ums <ums@example.test>",
-        "site.area_code": "89",
-        "smtp.host": "127.0.0.1",
-        "smtp.port": str(sink.port),
-        "smtp.starttls": "off",
-        "smtp.timeout": "10",
-        "retry.schedule": SCHEDULE,
-        "spool.poll": "0.2",
-    }
-    for key, value in settings.items():
-        config.set(key, value)
-    config.save()
-    for address, (fax, voice, sms) in USERS.items():
-        run_ums(
-            home, "users", "add", address, "--fax", fax, "--voice", voice, "--sms", sms
-        )
-    return home
-
-
-def write_samples(root: str) -> dict[str, str]:
-    """Write one fax and one voice file to hand in again and again."""
-    paths = {"fax": os.path.join(root, "fax.tif"), "voice": os.path.join(root, "v.wav")}
-    write_fax_tiff(paths["fax"], "reliability run", pages=1)
-    write_wav(paths["voice"], seconds=1.0)
-    return paths
-
-
-def called_number(user: str, kind: str) -> str:
-    """Return USER's number for messages of KIND."""
-    return USERS[user][KINDS.index(kind)]
-
-
-def feed_spool(home, samples, token: str, kind: str, user: str) -> None:
-    """Hand one message to the spool, tagged with TOKEN as the caller's name."""
-    meta = {"kind": kind, "from": CALLER, "to": called_number(user, kind)}
-    meta["name"] = token
-    if kind == "sms":
-        meta["text"] = f"reliability {token}"
-    submit_to_spool(home, meta, samples.get(kind))
-
-
-def feed_cli(home, samples, token: str, kind: str, user: str) -> str:
-    """Hand one message to `ums receive`; return an error or ''."""
-    args = ["receive", kind]
-    if kind != "sms":
-        args.append(samples[kind])
-    args += ["--from", CALLER, "--to", called_number(user, kind), "--name", token]
-    if kind == "sms":
-        args += ["--text", f"reliability {token}"]
-    result = run_ums(home, *args, check=False)
-    if result.returncode != 0:
-        return f"{token}: ums receive exit {result.returncode}: {result.stderr[-200:]}"
-    return ""
-
-
-def count_pending(home: str) -> int:
-    """Return the jobs queued or running plus the spool entries not taken."""
-    jobs = read_json(home, "queue", "list")
-    busy = [job for job in jobs if job["state"] in ("queued", "running")]
-    waiting = [n for n in os.listdir(spool_folder(home, "new")) if n.endswith(".json")]
-    return len(busy) + len(waiting)
-
-
-def wait_drained(home: str, seconds: float = DRAIN_SECONDS) -> int:
-    """Wait until nothing is pending or SECONDS passed; return what still is."""
-    deadline = time.monotonic() + seconds
-    pending = count_pending(home)
-    while pending and time.monotonic() < deadline:
-        time.sleep(1.0)
-        pending = count_pending(home)
-    return pending
-
-
-def map_tokens(home: str) -> dict[str, list[dict]]:
-    """Return the inbound messages by the token in their caller's name."""
-    rows = read_json(home, "messages", "list", "--limit", "100000")
-    by_token = collections.defaultdict(list)
-    for row in rows:
-        by_token[row["sender_name"]].append(row)
-    return by_token
-
-
-def count_deliveries(home, sink, tokens, outcome: Outcome) -> dict[str, list[dict]]:
-    """Record lost and duplicated messages of TOKENS in OUTCOME."""
-    by_token = map_tokens(home)
-    mails = collections.defaultdict(list)
-    for mail in sink.snapshot():
-        if mail.ums_message:
-            mails[mail.ums_message].append(mail.msgid)
-    for token in tokens:
-        rows = by_token.get(token, [])
-        if len(rows) > 1:
-            outcome.duplicated += [f"{token} taken in {len(rows)} times"]
-        sent = [msgid for row in rows for msgid in mails[str(row["id"])]]
-        if not sent:
-            outcome.lost.append(describe_lost(token, rows))
-        outcome.duplicated += sorted(set(m for m in sent if sent.count(m) > 1))
-    check_crash_window(sink.snapshot(), outcome)
-    return by_token
-
-
-def check_crash_window(received: list[Received], outcome: Outcome) -> None:
-    """Record as errors the duplicates that no SIGKILL came between."""
-    for msgid in outcome.duplicated:
-        times = [mail.at for mail in received if mail.msgid == msgid]
-        if not times:
-            continue
-        first, last = min(times), max(times)
-        if not any(first <= kill <= last for kill in outcome.kill_times):
-            outcome.errors.append(f"{msgid} delivered twice with no crash between")
-
-
-def describe_lost(token: str, rows: list[dict]) -> str:
-    """Return how a lost message looks in the database."""
-    if not rows:
-        return f"{token} (no message in the database)"
-    return f"{token} (msg {rows[0]['id']}, state {rows[0]['state']})"
-
-
-def check_leftovers(home: str, outcome: Outcome, failed_allowed=False) -> None:
-    """Record refused spool entries and failed jobs as errors."""
-    bad = [n for n in os.listdir(spool_folder(home, "bad")) if n.endswith(".json")]
-    outcome.errors += [f"spool entry refused: {name}" for name in bad]
-    if not failed_allowed:
-        for job in read_json(home, "queue", "list"):
-            if job["state"] == "failed":
-                outcome.errors.append(f"job {job['id']} failed: {job['last_error']}")
-
-
-def collect_log(home: str, outcome: Outcome, by_token: dict) -> None:
-    """Keep the ums.log lines of the messages that were lost or duplicated."""
-    suspects = {token.split()[0] for token in outcome.lost + outcome.duplicated}
-    ids = {f"msg {row['id']}:" for t in suspects for row in by_token.get(t, [])}
-    duplicated_ids = {m for m in outcome.duplicated if m.startswith("<")}
-    path = os.path.join(home, "log", "ums.log")
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if any(key in line for key in ids) or any(
-                m in line for m in duplicated_ids
-            ):
-                outcome.log_lines.append(line.rstrip())
-    del outcome.log_lines[:-40]
-
-
-def plan_inputs(count: int, rng: random.Random, tag: str) -> list[tuple]:
-    """Return (token, kind, user, via_cli) for COUNT messages."""
-    return [
-        (f"{tag}-{index}", KINDS[index % 3], "alice@example.test", rng.random() < 0.2)
-        for index in range(count)
-    ]
-
-
-def feed_inputs(home, samples, plan, outcome: Outcome, on_each=None) -> list[str]:
-    """Hand in every planned message; return the tokens handed in."""
-    tokens = []
-    for index, (token, kind, user, via_cli) in enumerate(plan):
-        if via_cli:
-            error = feed_cli(home, samples, token, kind, user)
-        else:
-            error = ""
-            feed_spool(home, samples, token, kind, user)
-        if error:
-            outcome.errors.append(error)
-        else:
-            tokens.append(token)
-        if on_each is not None:
-            on_each(index)
-    outcome.inputs = len(tokens)
-    return tokens
+FAX_DOMAIN = "fax.example.test"
+SMS_DOMAIN = "sms.example.test"
+GATEWAY_TRIES = 200
+GATEWAY_PAUSE = 0.25
 
 
 def run_crash_restart(root: str, messages: int, kills: int, rng) -> Outcome:
@@ -399,200 +86,144 @@ def run_crash_restart(root: str, messages: int, kills: int, rng) -> Outcome:
     return outcome
 
 
-def finish_count(home, sink, tokens, outcome, failed_allowed=False) -> dict:
-    """Count deliveries, leftovers and log lines into OUTCOME."""
-    by_token = count_deliveries(home, sink, tokens, outcome)
-    check_leftovers(home, outcome, failed_allowed)
-    collect_log(home, outcome, by_token)
-    return by_token
+def gateway_settings(port: int) -> dict:
+    """Return the settings that turn the gateway on at 127.0.0.1:PORT."""
+    return {
+        "gateway.fax_domain": FAX_DOMAIN,
+        "gateway.sms_domain": SMS_DOMAIN,
+        "gateway.listen": f"127.0.0.1:{port}",
+        "transmit.backend": "simulation",
+    }
 
 
-def watch_attempts(home: str, seconds: float, outcome: Outcome) -> int:
-    """Poll the queue for SECONDS; return the most attempts any job had."""
-    deadline = time.monotonic() + seconds
-    most = 0
-    while time.monotonic() < deadline:
-        jobs = [j for j in read_json(home, "queue", "list") if j["kind"] == "send_mail"]
-        most = max([most, *(job["attempts"] for job in jobs)])
-        if jobs and min(job["attempts"] for job in jobs) >= 2:
-            break
-        time.sleep(0.5)
-    if most > SCHEDULE_LENGTH + 1:
-        outcome.errors.append(f"a job was tried {most} times (busy loop)")
-    if most < 2:
-        outcome.errors.append("no job was retried while the mail server was down")
-    return most
+def gateway_mail(token: str, kind: str, index: int) -> tuple[str, str, bytes]:
+    """Return (sender, recipient, wire bytes) of one outgoing mail for TOKEN."""
+    sender = "alice@example.test" if index % 2 else "bob@example.test"
+    domain = FAX_DOMAIN if kind == "fax" else SMS_DOMAIN
+    number = f"+4930555{index % 1000:03d}" if kind == "fax" else "+491701239999"
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = f"{number}@{domain}"
+    mail["Subject"] = token
+    mail["Message-ID"] = f"<{token}@client.example.test>"
+    mail.set_content(f"reliability {token}\n")
+    return sender, mail["To"], mail.as_bytes(policy=policy.SMTP)
 
 
-def run_with_sink(root, name, pairs, rng, prepare, during=None) -> tuple:
-    """Feed PAIRS as spool messages to a fresh instance; PREPARE sets up the sink."""
-    outcome = Outcome(name)
+def send_until_250(port: int, sender: str, rcpt: str, data: bytes) -> str:
+    """Hand DATA to the gateway until it answers 250; return '', 'retried' or why.
+
+    This is what a mail server does: the same bytes again after a refused
+    connection, a cut session or a 4xx, so a retry can be recognised.
+    """
+    error = ""
+    for tries in range(GATEWAY_TRIES):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
+                smtp.sendmail(sender, [rcpt], data)
+            return "" if tries == 0 else "retried"
+        except smtplib.SMTPResponseException as exc:
+            error = f"{exc.smtp_code} {exc.smtp_error!r}"
+            if exc.smtp_code >= 500:
+                return error
+        except (smtplib.SMTPException, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        time.sleep(GATEWAY_PAUSE)
+    return f"no 250 after {GATEWAY_TRIES} tries: {error}"
+
+
+def run_gateway_crash_restart(root: str, mails: int, kills: int, rng) -> Outcome:
+    """Send MAILS through the gateway while SIGKILLing `ums serve`; count them.
+
+    The mails go out from a thread, as a mail server would send them; the
+    kills come at random moments meanwhile, so some cut a session short.
+    """
+    outcome = Outcome("crash-restart (gateway)", duplicates_allowed=True)
     sink = Sink()
     sink.start()
-    serve = None
+    port = pick_free_port()
+    serve, tokens = None, []
     try:
-        home = create_home(root, sink)
-        samples = write_samples(root)
-        prepare(sink)
+        home = create_home(root, sink, gateway_settings(port))
         serve = Serve(home)
         serve.start()
-        plan = [(f"{name[:8]}-{i}", KINDS[i % 3], user, False) for i, user in pairs]
-        tokens = feed_inputs(home, samples, plan, outcome)
-        if during is not None:
-            during(home, sink, outcome)
+        sender = threading.Thread(
+            target=send_gateway_mails, args=(port, mails, tokens, outcome)
+        )
+        sender.start()
+        for _ in range(kills):
+            time.sleep(rng.uniform(0.1, 1.2))
+            serve.kill()
+            serve.start()
+        sender.join(timeout=DRAIN_SECONDS * 2)
+        outcome.inputs = len(tokens)
         outcome.queued = wait_drained(home)
     finally:
         if serve is not None:
             serve.stop()
+            outcome.kill_times = serve.kill_times
         sink.stop()
-    return outcome, home, sink, tokens
-
-
-def users_for(count: int, user: str = "alice@example.test") -> list[tuple]:
-    """Return COUNT (index, user) pairs."""
-    return [(index, user) for index in range(count)]
-
-
-def run_refused_connections(root: str, rng) -> Outcome:
-    """Stop the sink, feed, see bounded retries, start it, expect one each."""
-
-    def come_back(home, sink, outcome):
-        watch_attempts(home, 30.0, outcome)
-        sink.start()
-
-    outcome, home, sink, tokens = run_with_sink(
-        root,
-        "mail server refuses connections, then comes back",
-        users_for(6),
-        rng,
-        lambda sink: sink.stop(),
-        come_back,
-    )
-    finish_count(home, sink, tokens, outcome)
+    count_gateway(home, sink, tokens, outcome)
     return outcome
 
 
-def run_451_then_250(root: str, rng) -> Outcome:
-    """Answer 451 to each mail's first DATA, then 250; expect one each."""
-
-    def defer(sink):
-        sink.first_data_reply = "451 4.3.0 try again later"
-
-    outcome, home, sink, tokens = run_with_sink(
-        root, "mail server answers 451 then 250", users_for(6), rng, defer
-    )
-    finish_count(home, sink, tokens, outcome)
-    if len(sink.deferred) < len(tokens):
-        outcome.errors.append(f"only {len(sink.deferred)} mails saw the 451")
-    return outcome
-
-
-def run_550_recipient(root: str, rng) -> Outcome:
-    """Refuse one recipient with 550; expect failed, kept and a notice each."""
-
-    def refuse(sink):
-        sink.rcpt_refusals["bob@example.test"] = "550 5.1.1 no such user"
-
-    outcome, home, sink, tokens = run_with_sink(
-        root,
-        "mail server answers 550 for the recipient",
-        users_for(3, "bob@example.test"),
-        rng,
-        refuse,
-    )
-    by_token = map_tokens(home)
-    notices = {
-        mail.msgid for mail in sink.snapshot() if DEFAULT_RECIPIENT in mail.recipients
-    }
-    outcome.lost = [e for t in tokens if (e := lost_550(t, by_token, notices))]
-    check_leftovers(home, outcome, failed_allowed=True)
-    outcome.errors += [
-        e for t in tokens for e in check_failed_message(home, root, t, by_token.get(t))
-    ]
-    return outcome
+def send_gateway_mails(port: int, mails: int, tokens: list, outcome: Outcome):
+    """Send MAILS mails; add the token of each one that got a 250 to TOKENS."""
+    retried = 0
+    for index in range(mails):
+        token = f"gw-{index}"
+        kind = "fax" if index % 3 == 0 else "sms"
+        error = send_until_250(port, *gateway_mail(token, kind, index))
+        if error == "retried":
+            retried += 1
+        elif error:
+            outcome.errors.append(f"{token}: {error}")
+        if error in ("", "retried"):
+            tokens.append(token)
+    outcome.notes.append(f"{retried} mails were handed over again after a failure")
 
 
-def lost_550(token: str, by_token: dict, notices: set[str]) -> str:
-    """Return why TOKEN counts as lost in the 550 scenario, or ''."""
-    rows = by_token.get(token, [])
-    if not rows:
-        return f"{token} (no message in the database)"
-    told = any(f".failed{rows[0]['id']}@" in msgid for msgid in notices)
-    return "" if told else f"{token} (msg {rows[0]['id']}: no notice received)"
-
-
-def check_failed_message(home, root, token, rows) -> list[str]:
-    """Return what is wrong with a refused message: its state or its content."""
-    if not rows:
-        return []
-    row = rows[0]
-    errors = []
-    if row["state"] != "failed":
-        errors.append(f"msg {row['id']} is {row['state']}, not failed")
-    if row["kind"] != "sms":
-        folder = os.path.join(root, f"export-{row['id']}")
-        result = run_ums(
-            home, "messages", "export", str(row["id"]), folder, check=False
-        )
-        if result.returncode != 0 or not os.listdir(folder):
-            errors.append(f"msg {row['id']}: content not kept ({result.stderr[-120:]})")
-    return errors
-
-
-def format_duplicated(outcome: Outcome) -> str:
-    """Return the duplicated cell: the count and whether it is allowed."""
-    if not outcome.duplicated:
-        return "0"
-    cause = "crash window" if outcome.duplicates_allowed else "NOT allowed"
-    return f"{len(outcome.duplicated)} ({cause})"
-
-
-def print_report(outcomes: list[Outcome]) -> None:
-    """Print the table, then the Message-IDs and errors behind it."""
-    header = ("scenario", "inputs", "lost", "duplicated", "queued", "errors", "result")
-    rows = [header] + [
-        (
-            o.scenario,
-            str(o.inputs),
-            str(len(o.lost)),
-            format_duplicated(o),
-            str(o.queued),
-            str(len(o.errors)),
-            "PASS" if o.passed else "FAIL",
-        )
-        for o in outcomes
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+def count_gateway(home, sink, tokens, outcome: Outcome) -> None:
+    """Record mails that got 250 but were not transmitted and reported once."""
+    rows = read_json(home, "messages", "list", "--limit", "100000")
+    by_subject = collections.defaultdict(list)
     for row in rows:
-        print(
-            "  ".join(
-                cell.ljust(width) for cell, width in zip(row, widths, strict=True)
-            )
-        )
-    for outcome in outcomes:
-        print_details(outcome)
+        if row["direction"] == "outbound":
+            by_subject[row["subject"]].append(row)
+    reports = collections.Counter(mail.msgid for mail in sink.snapshot())
+    for token in tokens:
+        found = by_subject.get(token, [])
+        if len(found) != 1:
+            outcome.errors.append(f"{token}: {len(found)} outbound messages, not 1")
+        if not found or found[0]["state"] != "sent":
+            state = found[0]["state"] if found else "none"
+            outcome.lost.append(f"{token} (got 250; state {state})")
+            continue
+        marker = f".report{found[0]['id']}@"
+        sent = {m: n for m, n in reports.items() if marker in m}
+        if not sent:
+            outcome.lost.append(f"{token} (msg {found[0]['id']}: no send report)")
+        outcome.duplicated += [m for m, n in sent.items() if n > 1]
+    check_crash_window(sink.snapshot(), outcome)
+    check_leftovers(home, outcome)
+    collect_log(home, outcome, {})
 
 
-def print_details(outcome: Outcome) -> None:
-    """Print the lost and duplicated messages and errors of one scenario."""
-    lines = [f"lost: {item}" for item in outcome.lost]
-    lines += [f"duplicated: {item}" for item in outcome.duplicated]
-    lines += [f"error: {item}" for item in outcome.errors]
-    lines += [f"log: {line}" for line in outcome.log_lines]
-    if lines:
-        print(f"\n{outcome.scenario}:")
-        for line in lines:
-            print(f"  {line}")
-
-
-def run_all(messages: int, kills: int, seed: int) -> list[Outcome]:
+def run_all(messages: int, kills: int, mails: int, seed: int) -> list[Outcome]:
     """Run every scenario in its own temporary folder."""
     rng = random.Random(seed)
     steps = [
         lambda root: run_crash_restart(root, messages, kills, rng),
+        lambda root: run_gateway_crash_restart(root, mails, kills, rng),
         lambda root: run_refused_connections(root, rng),
         lambda root: run_451_then_250(root, rng),
         lambda root: run_550_recipient(root, rng),
+        lambda root: run_disk_full(root, rng),
+    ]
+    steps += [
+        (lambda root, fault=fault: run_fault(root, fault, rng))
+        for fault in FAULTS
+        if fault != "refuse"
     ]
     outcomes = []
     for step in steps:
@@ -606,9 +237,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--mails", type=int, default=150)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args(argv)
-    outcomes = run_all(args.messages, args.kills, args.seed)
+    outcomes = run_all(args.messages, args.kills, args.mails, args.seed)
     print_report(outcomes)
     print(f"\nseed {args.seed}")
     return 0 if all(outcome.passed for outcome in outcomes) else 1

@@ -1,4 +1,4 @@
-"""The crash-restart scenario of scripts/reliability.py at a small size."""
+"""The scenarios of scripts/reliability.py at a small size."""
 
 import importlib.util
 import os
@@ -10,7 +10,10 @@ from conftest import REPO
 
 def load_reliability():
     """Return scripts/reliability.py imported as a module."""
-    path = os.path.join(REPO, "scripts", "reliability.py")
+    scripts = os.path.join(REPO, "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    path = os.path.join(scripts, "reliability.py")
     spec = importlib.util.spec_from_file_location("ums_reliability", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -25,3 +28,19 @@ def test_crash_restart_loses_nothing_and_drains(tmp_path):
     assert outcome.inputs == 24, outcome.errors
     assert outcome.lost == []
     assert outcome.queued == 0
+
+
+def test_gateway_crash_restart_reports_every_mail_that_got_250(tmp_path):
+    """Every mail the gateway answered 250 is transmitted and reported."""
+    reliability = load_reliability()
+    outcome = reliability.run_gateway_crash_restart(
+        str(tmp_path), 12, 3, random.Random(12)
+    )
+    assert outcome.inputs == 12, outcome.errors
+    assert (outcome.lost, outcome.errors, outcome.queued) == ([], [], 0)
+
+
+def test_mail_server_dropping_mid_data_loses_nothing(tmp_path):
+    reliability = load_reliability()
+    outcome = reliability.run_fault(str(tmp_path), "drop-in-data", random.Random(1))
+    assert outcome.inputs == 3 and outcome.passed, (outcome.lost, outcome.errors)

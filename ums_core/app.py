@@ -22,7 +22,15 @@ from .plugins import (
 log = logging.getLogger(__name__)
 
 HOME_ENV = "UMS_HOME"
-SUBDIRS = ("content", "mail", "spool/tmp", "spool/new", "spool/bad", "templates")
+SUBDIRS = (
+    "content",
+    "mail",
+    "spool",
+    "spool/tmp",
+    "spool/new",
+    "spool/bad",
+    "templates",
+)
 
 
 def default_home(environ=os.environ) -> str:
@@ -44,6 +52,8 @@ def create_instance(home: str) -> Config:
     os.chmod(home, 0o700)
     for sub in SUBDIRS:
         os.makedirs(os.path.join(home, sub), mode=0o700, exist_ok=True)
+    # SQLite gives its -wal and -shm files the mode of the database file
+    os.close(os.open(os.path.join(home, "ums.db"), os.O_CREAT | os.O_WRONLY, 0o600))
     config = load_config(os.path.join(home, CONFIG_NAME))
     for name in ("mode", "info_mails", "archiving"):
         config.set(name, str(config.get(name)).lower())

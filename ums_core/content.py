@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import os
 import secrets
@@ -10,9 +11,10 @@ import shutil
 
 import attrs
 
-from .errors import UmsError
+from .errors import NoSpaceError, UmsError
 
 CHUNK = 1 << 20
+NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 @attrs.frozen
@@ -73,6 +75,11 @@ def _write_stream(home: str, name: str, stream) -> StoredFile:
         fsync_dir(folder)
     except OSError as exc:
         _remove_quietly(tmp)
+        if exc.errno in NO_SPACE:
+            raise NoSpaceError(
+                f"no space to write {name} ({exc.strerror}); nothing was stored",
+                hint="free disk space in the instance folder, then try again",
+            ) from None
         raise UmsError(f"cannot write {name}: {exc.strerror or exc}") from None
     return StoredFile(name=name, size=size, sha256=digest.hexdigest())
 

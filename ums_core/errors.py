@@ -25,4 +25,12 @@ class NumberError(UmsError):
 
 
 class BusyError(UmsError):
-    """The database stayed locked; nothing was committed, try again later."""
+    """Nothing was committed for a passing reason; try again later.
+
+    The database stayed locked, or the disk is full (:class:`NoSpaceError`).
+    Whoever handed the message over keeps it and hands it over again.
+    """
+
+
+class NoSpaceError(BusyError):
+    """A file could not be written: the disk or a size limit is full."""

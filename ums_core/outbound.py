@@ -111,6 +111,11 @@ def _reject(app, row: db.Message, job: db.Job, reason: str, outcomes) -> None:
 def transmit(app, job: db.Job) -> None:
     """Hand the message to the telephony side and record the outcome."""
     row = db.Message.get_by_id(job.message_id)
+    if row.state == "sent":
+        log.info("msg %d: sent before a restart; reporting it", row.id)
+        _fire_outcome(app, row.id, _recorded_result(row))
+        finish_job(job)
+        return
     ctx = PluginContext(app)
     result = app.hook.ums_transmit_message(message=to_model(app, row), ctx=ctx)
     if result is None:
@@ -148,7 +153,11 @@ def _count_attempt(row: db.Message, result) -> None:
 
 
 def finish_transmission(app, row, job, result, mark_done: bool = True) -> None:
-    """Record a final TransmitResult and fire the event for the send report."""
+    """Record a final TransmitResult and fire the event for the send report.
+
+    The job is done only after the event: a crash in between runs the job
+    again, which reports a sent message without transmitting it twice.
+    """
     state = "sent" if result.status == "sent" else "failed"
     with db.write_transaction():
         db.Message.update(
@@ -158,8 +167,6 @@ def finish_transmission(app, row, job, result, mark_done: bool = True) -> None:
             remote_station=(result.remote_station or "")[:64],
             duration=result.duration,
         ).where(db.Message.id == row.id).execute()
-        if mark_done:
-            finish_job(job)
     log.info(
         "msg %d: outbound %s to %s %s %s",
         row.id,
@@ -168,12 +175,31 @@ def finish_transmission(app, row, job, result, mark_done: bool = True) -> None:
         state,
         result.reason,
     )
-    message = to_model(app, db.Message.get_by_id(row.id))
+    _fire_outcome(app, row.id, result)
+    if mark_done:
+        finish_job(job)
+
+
+def _fire_outcome(app, message_id: int, result) -> None:
+    message = to_model(app, db.Message.get_by_id(message_id))
     ctx = PluginContext(app)
-    if state == "sent":
+    if result.status == "sent":
         app.fire("ums_outgoing_sent", message=message, result=result, ctx=ctx)
     else:
         app.fire("ums_outgoing_failed", message=message, result=result, ctx=ctx)
+
+
+def _recorded_result(row: db.Message):
+    from .model import TransmitResult
+
+    return TransmitResult(
+        status=row.state,
+        reason=row.error,
+        pages=row.pages,
+        duration=row.duration,
+        attempts=row.attempts,
+        remote_station=row.remote_station,
+    )
 
 
 def handle_final_failure(app, job: db.Job, reason: str) -> None:

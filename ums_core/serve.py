@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from . import db
 from .queue import release_dead_leases, run_due_jobs
 from .spool import scan_spool
 
@@ -20,6 +21,7 @@ class Server:
         self.stopping = threading.Event()
         self.gateway = None
         self.services: list = []
+        self.holding_jobs = False
 
     def install_signal_handlers(self) -> None:
         """Stop cleanly on SIGINT and SIGTERM."""
@@ -84,8 +86,34 @@ class Server:
 
     def run_cycle(self) -> None:
         """Take the spool entries, then run the due jobs."""
+        if self.holding_jobs:
+            self.release_own_jobs()
         try:
             scan_spool(self.app)
             run_due_jobs(self.app, should_stop=self.stopping.is_set)
         except Exception:  # keep serving; the failed step is retried next cycle
             log.exception("serve cycle failed; retrying in the next cycle")
+            self.holding_jobs = True
+
+    def release_own_jobs(self) -> None:
+        """Requeue the jobs this process still holds after a failed cycle.
+
+        A job whose failure could not be recorded (a full disk, a lost
+        database) would otherwise wait for its lease to run out.
+        """
+        try:
+            with db.write_transaction():
+                released = (
+                    db.Job.update(state="queued", lease_owner=None, lease_expires=None)
+                    .where(
+                        (db.Job.state == "running")
+                        & (db.Job.lease_owner == self.app.node)
+                    )
+                    .execute()
+                )
+        except Exception:  # still failing: the next cycle tries again
+            log.exception("could not requeue this process's jobs")
+            return
+        self.holding_jobs = False
+        if released:
+            log.warning("requeued %d jobs after the failed cycle", released)

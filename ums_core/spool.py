@@ -115,7 +115,7 @@ def take_entry(app, name: str) -> SpoolOutcome:
 
 def _refuse(app, name: str, meta: dict, reason: str) -> SpoolOutcome:
     content = meta.get("content") if isinstance(meta, dict) else None
-    if not isinstance(content, str) or os.path.basename(content) != content:
+    if not _plain_name(content):
         content = None
     _move_aside(app, name, content, reason)
     return SpoolOutcome(name, None, reason)
@@ -165,7 +165,7 @@ def _incoming_from_meta(meta: dict, folder: str) -> tuple[IncomingMessage, str |
 def _content_path(name, folder: str) -> str:
     if not isinstance(name, str) or not name:
         raise UmsError("metadata needs 'content', the content file's name")
-    if os.path.basename(name) != name or name.startswith(".") or "\0" in name:
+    if not _plain_name(name):
         raise UmsError(f"content name {name!r} must be a plain file name")
     path = os.path.join(folder, name)
     try:
@@ -175,6 +175,16 @@ def _content_path(name, folder: str) -> str:
     if not stat.S_ISREG(info.st_mode):
         raise UmsError(f"content file {name} is not a regular file")
     return path
+
+
+def _plain_name(name) -> bool:
+    """Return True for a file name of the spool folder itself, not '..' or a path."""
+    return (
+        isinstance(name, str)
+        and os.path.basename(name) == name
+        and not name.startswith(".")
+        and "\0" not in name
+    )
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:

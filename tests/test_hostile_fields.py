@@ -1,0 +1,253 @@
+"""Hostile text in every named field: no header injection, no file outside the
+instance, nothing hidden; and composed mails survive a round trip unchanged.
+"""
+
+import email
+import json
+import os
+import smtplib
+import string
+from email import policy
+from email.message import EmailMessage
+
+import pytest
+from conftest import reopen, use_mailserver
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_gateway import FAX, gateway_app, outbound  # noqa: F401
+
+from ums_core import db
+from ums_core.context import PluginContext
+from ums_core.intake import receive_message
+from ums_core.mailqueue import serialize_mail
+from ums_core.messages import to_model
+from ums_core.model import IncomingMessage
+from ums_core.numbers import SiteRules
+from ums_core.queue import run_due_jobs
+from ums_core.samples import write_fax_tiff, write_wav
+from ums_core.spool import scan_spool, spool_folder
+from ums_core.users import add_user
+
+HEADERS = {
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Message-Context",
+    "Auto-Submitted",
+    "X-UMS-Message",
+    "MIME-Version",
+    "Content-Type",
+}
+NASTY = st.text(
+    alphabet=st.sampled_from(
+        list('\r\n\t\x00\x0b\x0c\x1b\x7f\x85\u2028\u2029:<>"=?;,@ ../\\')
+        + list("Bcc: evil@example.test")
+        + list("äöü€漢")
+    ),
+    max_size=60,
+)
+SMS_TEXT = st.text(min_size=1, max_size=300).filter(
+    lambda t: (
+        any(c.isprintable() and not c.isspace() for c in t)
+        and not any(0xD800 <= ord(c) <= 0xDFFF for c in t)
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("samples")
+    fax, wav = folder / "f.tif", folder / "v.wav"
+    write_fax_tiff(str(fax), "hostile", pages=1)
+    write_wav(str(wav), seconds=0.3)
+    return {"fax": str(fax), "voice": str(wav)}
+
+
+@pytest.fixture
+def mail_app(home, smtp_sink):
+    use_mailserver(home, smtp_sink)
+    app = reopen(home)
+    rules = SiteRules(country="DE", area_code="89")
+    numbers = {"fax": ["+4989123456"], "voice": ["+4989123457"], "sms": ["+4917012"]}
+    add_user("alice@example.test", rules, "Alice", "en", numbers)
+    yield app
+    app.close()
+
+
+CALLED = {"fax": "+4989123456", "voice": "+4989123457", "sms": "+4917012"}
+
+
+def compose(app, kind, samples, name="", station="", sender="+4930555010", text=""):
+    """Take one message in and return (row, composed mail, parsed wire form)."""
+    incoming = IncomingMessage(
+        kind=kind,
+        called=CALLED[kind],
+        sender=sender,
+        sender_name=name,
+        station_id=station,
+        text=text if kind == "sms" else "",
+        content_path=samples.get(kind),
+    )
+    row = db.Message.get_by_id(receive_message(app, incoming, run_now=False))
+    ctx = PluginContext(app)
+    mail = app.hook.ums_compose_mail(message=to_model(app, row), ctx=ctx)
+    wire = serialize_mail(mail)
+    return row, mail, email.message_from_bytes(wire, policy=policy.default), wire
+
+
+def visible(text: str) -> str:
+    """Return the characters of TEXT a reader sees, spaces squeezed out."""
+    return "".join(c for c in text if c.isprintable() and not c.isspace())
+
+
+def assert_no_injection(parsed, wire: bytes) -> None:
+    names = set(parsed.keys()) - {"Content-Transfer-Encoding"}
+    assert names == HEADERS, sorted(parsed.keys())
+    assert all(len(parsed.get_all(name)) == 1 for name in parsed.keys())
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    assert b"\n" not in head.replace(b"\r\n", b"") and b"\r" not in head.replace(
+        b"\r\n", b""
+    )
+    assert b"\x00" not in head
+    for line in head.split(b"\r\n"):
+        assert line[:1] in (b" ", b"\t") or b":" in line, line
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(name=NASTY, station=NASTY, kind=st.sampled_from(["fax", "voice"]))
+def test_caller_name_and_station_id_cannot_inject_headers(
+    mail_app, samples, name, station, kind
+):
+    """Whatever the phone side says, the mail has its own headers and no others,
+    and the caller's name stays visible in the database and in the mail."""
+    row, _, parsed, wire = compose(mail_app, kind, samples, name, station)
+    assert_no_injection(parsed, wire)
+    assert visible(row.sender_name) == visible(name)[: len(visible(row.sender_name))]
+    assert visible(str(parsed["From"].addresses[0].display_name)) or not visible(name)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(text=SMS_TEXT, sender=NASTY)
+def test_sms_sender_and_text_cannot_inject_and_text_is_kept(
+    mail_app, samples, text, sender
+):
+    row, _, parsed, wire = compose(mail_app, "sms", samples, sender=sender, text=text)
+    assert_no_injection(parsed, wire)
+    assert (
+        visible(parsed.get_body(("plain",)).get_content()).find(visible(row.text)) >= 0
+    )
+    assert visible(row.text) == visible(text)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    name=NASTY,
+    kind=st.sampled_from(["fax", "voice", "sms"]),
+    text=SMS_TEXT,
+)
+def test_composed_mail_round_trips_headers_and_attachment_bytes(
+    mail_app, samples, name, kind, text
+):
+    """Serialised and parsed again: the same headers, the same attachment bytes."""
+    _, mail, parsed, _ = compose(mail_app, kind, samples, name=name, text=text)
+    assert [(k, str(v)) for k, v in parsed.items()] == [
+        (k, str(v)) for k, v in mail.items()
+    ]
+    sent = [(p.get_filename(), p.get_content()) for p in mail.iter_attachments()]
+    got = [(p.get_filename(), p.get_content()) for p in parsed.iter_attachments()]
+    assert got == sent
+    if kind == "voice":
+        with open(samples["voice"], "rb") as handle:
+            assert got[0][1] == handle.read()
+    assert len(got) == {"fax": 1, "voice": 1, "sms": 0}[kind]
+
+
+BAD_NAMES = ["../../config.toml", "a\x00b.tif", "/etc/hostname", "..", ".hidden.tif"]
+BAD_NAMES += ["sub/x.tif", "x.tif\r\nname: y", ""]
+
+
+@pytest.mark.parametrize("content", BAD_NAMES)
+def test_spool_content_names_outside_the_folder_are_refused(app, content, tmp_path):
+    """The entry goes to spool/bad, touches nothing else, and blocks no other."""
+    outside = tmp_path / "outside.tif"
+    outside.write_bytes(b"not yours")
+    new = spool_folder(app.home, "new")
+    entries = {
+        "e1": {"kind": "fax", "to": "+4989100", "content": content},
+        "e2": {"kind": "sms", "to": "+4989100", "text": "next one"},
+    }
+    for name, meta in entries.items():
+        with open(os.path.join(new, name + ".json"), "w", encoding="utf-8") as out:
+            json.dump(meta, out)
+    first, second = scan_spool(app)
+    assert first.message_id is None and first.error
+    assert second.message_id is not None
+    assert db.Message.select().count() == 1
+    bad = sorted(os.listdir(spool_folder(app.home, "bad")))
+    assert bad == ["e1.json", "e1.reason.txt"]
+    assert outside.read_bytes() == b"not yours"
+    with open(os.path.join(app.home, "config.toml"), "rb") as handle:
+        assert handle.read()
+
+
+def files_outside(root, home: str) -> list[str]:
+    found = []
+    for folder, _, names in os.walk(root):
+        if not os.path.abspath(folder).startswith(os.path.abspath(home)):
+            found += [os.path.join(folder, n) for n in names if "evil" in n]
+    return found
+
+
+@pytest.mark.parametrize(
+    "filename", ["../../evil.pdf", "..\\..\\evil.pdf", "evil\x00.pdf", "/tmp/evil.pdf"]
+)
+def test_gateway_attachment_names_write_nothing_outside(
+    gateway_app,  # noqa: F811 (the fixture of test_gateway)
+    smtp_sink,
+    tmp_path,
+    filename,
+):
+    pdf = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages"
+        b"/Kids[3 0 R]/Count 1>>endobj 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox"
+        b"[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "alice@example.test", FAX, "SUBJ"
+    mail.set_content("fax this")
+    mail.add_attachment(pdf, "application", "pdf", filename=filename)
+    hostile = b"=?utf-8?q?x=0D=0ABcc:_evil@example.test=00?="
+    data = mail.as_bytes(policy=policy.SMTP).replace(b"SUBJ", hostile, 1)
+    with smtplib.SMTP("127.0.0.1", gateway_app.port, timeout=10) as smtp:
+        smtp.sendmail("alice@example.test", [FAX], data)
+    run_due_jobs(gateway_app)
+    [row] = outbound()
+    assert row.state in ("sent", "rejected")
+    assert files_outside(tmp_path.parent, gateway_app.home) == []
+    for report in smtp_sink.handler.parsed():
+        for value in report.values():
+            assert "\r" not in str(value) and "\n" not in str(value)
+            assert "\x00" not in str(value)
+
+
+def test_nasty_printables_in_names_are_kept_not_dropped(mail_app, samples):
+    """Cleaning replaces controls; it never drops what a reader could see."""
+    name = "Müller & Söhne <ceo@evil.test>; DROP TABLE\r\nBcc: x@y.test"
+    row, _, parsed, wire = compose(mail_app, "fax", samples, name=name)
+    assert_no_injection(parsed, wire)
+    assert visible(row.sender_name) == visible(name)
+    assert set(string.printable) >= set(visible(name)) - set("üö")
