@@ -6,6 +6,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from conftest import test_database_url
 
 from ums_core import db
 from ums_core.app import create_instance
@@ -58,7 +59,7 @@ def emails(run) -> list[str]:
 def other_run(tmp_path):
     """Return a CLI runner on a second, fresh instance with the same site rules."""
     home = str(tmp_path / "other")
-    config = create_instance(home)
+    config = create_instance(home, test_database_url())
     config.set("site.area_code", "89")
     config.save()
     runner = CliRunner()

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def _read_source(app, row: db.Message) -> bytes:
-    with open(app.path(row.source_name), "rb") as handle:
+    with open(app.content_path(row.source_name), "rb") as handle:
         return handle.read()
 
 
@@ -64,7 +64,7 @@ def _build_fax(app, mail) -> dict:
         raise DocumentError(
             f"not sent: {names} cannot be faxed", outcomes=document.outcomes
         )
-    stored = content.store_bytes(app.home, "content", document.pdf, ".pdf")
+    stored = content.store_bytes(app.content_root, "content", document.pdf, ".pdf")
     return {
         "pages": document.pages,
         "content_name": stored.name,

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from .nodes import Heartbeat
 from .queue import release_dead_leases, run_due_jobs
 from .spool import scan_spool
 
@@ -37,6 +38,8 @@ class Server:
         mode = self.app.config.get("mode")
         log.info("ums serve started on %s (mode %s)", self.app.node, mode)
         release_dead_leases(self.app)
+        heartbeat = Heartbeat(self.app)
+        heartbeat.start()
         gateway = self.gateway = self.start_gateway()
         cycles = 0
         try:
@@ -49,6 +52,7 @@ class Server:
         finally:
             if gateway is not None:
                 gateway.stop()
+            heartbeat.stop()
         log.info("ums serve stopped")
 
     def start_gateway(self):
@@ -70,3 +74,5 @@ class Server:
             run_due_jobs(self.app, should_stop=self.stopping.is_set)
         except Exception:  # keep serving; the failed step is retried next cycle
             log.exception("serve cycle failed; retrying in the next cycle")
+            # A broken connection (a database restart) is opened anew next cycle.
+            self.app.database.close()
