@@ -41,6 +41,19 @@ def start_test_cluster() -> PgCluster:
     return cluster
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked sqlite_only when the pass runs on PostgreSQL."""
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if PG_MODE and marker is not None:
+            reason = marker.args[0] if marker.args else "SQLite only"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
+        if not PG_MODE and item.get_closest_marker("postgresql_pass") is not None:
+            item.add_marker(
+                pytest.mark.skip(reason="runs in the PostgreSQL pass (make test)")
+            )
+
+
 def migrate_template(cluster: PgCluster, name: str = TEMPLATE) -> None:
     """Create database NAME with the current schema, to clone per test."""
     from ums_core import db
@@ -85,22 +98,59 @@ def _test_databases(request):
         cluster.drop_database(_pg["created"].pop())
 
 
-def test_database_url() -> str:
-    """Return '' (SQLite), or the URL of a fresh database in PostgreSQL mode."""
+def test_database_url(keep: bool = False) -> str:
+    """Return '' (SQLite), or the URL of a fresh database in PostgreSQL mode.
+
+    The database is dropped after the test, or with the cluster when KEEP
+    (for module-scoped fixtures).
+    """
     if not PG_MODE:
         return ""
     name = f"t{next(_pg['counter'])}"
-    _pg["created"].append(name)
+    if not keep:
+        _pg["created"].append(name)
     return _pg["cluster"].create_database(name, template=TEMPLATE)
 
 
 test_database_url.__test__ = False
 
 
-def init_options() -> list[str]:
+def init_options(keep: bool = False) -> list[str]:
     """Return the ``ums init`` options that give the instance its own database."""
-    url = test_database_url()
+    url = test_database_url(keep)
     return ["--database", url] if url else []
+
+
+def stored_bytes(home: str) -> bytes:
+    """Return everything the database of instance HOME holds, as bytes.
+
+    SQLite: the database and WAL files; PostgreSQL: every row as JSON text.
+    """
+    from ums_core import db
+
+    app = App.open(home, load_plugins=False)
+    try:
+        if not db.is_postgresql(app.database):
+            return b"".join(
+                _read_quietly(app.path(n)) for n in ("ums.db", "ums.db-wal")
+            )
+        rows = []
+        for table in app.database.get_tables():
+            cursor = app.database.execute_sql(
+                f'SELECT row_to_json(t)::text FROM "{table}" t'
+            )
+            rows += [row[0] for row in cursor.fetchall()]
+        return "\n".join(rows).encode()
+    finally:
+        app.close()
+
+
+def _read_quietly(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return b""
 
 
 def corpus_path(*parts: str) -> str:

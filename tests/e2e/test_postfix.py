@@ -102,7 +102,7 @@ def run_ums(home: str, *args: str) -> str:
 
 def configure_ums(home: str, postfix: PostfixInstance) -> None:
     """Create the ums instance at HOME in mailserver mode behind POSTFIX."""
-    run_ums(home, "init", *init_options())
+    run_ums(home, "init", *init_options(keep=True))
     run_ums(home, "mode", "mailserver")
     settings = {
         "smtp.host": "127.0.0.1",
