@@ -72,6 +72,8 @@ class App:
         self.instance_id = ""
         self.node = f"{os.uname().nodename}:{os.getpid()}"
         self.node_state = NodeState()
+        # Where node-local hand-overs (spools) come from: stable over restarts.
+        self.origin = f"{os.uname().nodename}:{self.home}"
 
     @classmethod
     def open(cls, home: str, load_plugins: bool = True) -> App:
