@@ -15,7 +15,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +137,3 @@ class PgCluster:
     def drop_database(self, name: str) -> None:
         """Drop database NAME, ending the connections still open to it."""
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
-    """Poll PREDICATE until it is true or TIMEOUT seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()

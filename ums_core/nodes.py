@@ -101,10 +101,11 @@ def beat(app) -> int:
 
 def unregister_node(app) -> None:
     """Record that this node stopped on purpose."""
+    fields = {**app.node_state.snapshot(), "activity": "stopped"}
     with db.write_transaction():
-        db.Node.update(
-            stopped_at=db.db_now(), activity="stopped", job=None, job_kind=None
-        ).where(db.Node.name == app.node).execute()
+        db.Node.update(stopped_at=db.db_now(), **fields).where(
+            db.Node.name == app.node
+        ).execute()
     log.info("node %s stopped", app.node)
 
 
