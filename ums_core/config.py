@@ -266,7 +266,7 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey(
         "content_dir", "", parse_text, "content folder shared by nodes ('' = here)"
     ),
-    ConfigKey("queue.lease", 120.0, at_least(2), "job lease before another node"),
+    ConfigKey("queue.lease", 300.0, at_least(2), "job lease before another node"),
     ConfigKey("queue.heartbeat", 5.0, at_least(0.2), "node heartbeat interval"),
     ConfigKey("site.country", "DE", parse_region, "country of the site"),
     ConfigKey("site.area_code", "", parse_digits, "area code without trunk 0"),
