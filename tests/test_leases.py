@@ -38,23 +38,31 @@ def test_claims_of_two_nodes_at_once_never_overlap(app, home):
     queue_sms(app, 40)
     nodes_ = [other_node(home, f"n{i}:1") for i in range(2)]
     claimed = {node.node: [] for node in nodes_}
+    errors = []
     barrier = threading.Barrier(2)
 
     def claim(node):
         barrier.wait(timeout=10)
-        # Under SKIP LOCKED a claim may return fewer rows than asked for.
-        for _ in range(30):
-            claimed[node.node] += [job.id for job in claim_jobs(node, 3)]
-        node.database.close()
+        try:
+            # Under SKIP LOCKED a claim may return fewer rows than asked for.
+            for _ in range(30):
+                claimed[node.node] += [job.id for job in claim_jobs(node, 3)]
+        except Exception as exc:  # reported below: a thread cannot fail the test
+            errors.append(repr(exc))
+        finally:
+            db.database.close()
 
     threads = [threading.Thread(target=claim, args=(n,)) for n in nodes_]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+    assert errors == []
     first, second = claimed.values()
     assert not set(first) & set(second)
-    assert sorted(first + second) == [job.id for job in db.Job.select()]
+    assert sorted(first + second) == [
+        job.id for job in db.Job.select().order_by(db.Job.id)
+    ]
 
 
 def test_lease_expiry_follows_the_database_clock(app, monkeypatch):
