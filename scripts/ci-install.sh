@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Install what the tests need beyond Python, from Debian's packages: Postfix (installed
-# but not configured or started: the tests run a private instance on loopback) and the
-# DejaVu fonts the fax text renderer uses for umlauts and Cyrillic.
+# but not configured or started: the tests run a private instance on loopback), the
+# DejaVu fonts the fax text renderer uses for umlauts and Cyrillic, and PostgreSQL
+# (the tests start a throw-away cluster of their own on a Unix socket; they do not
+# use the cluster Debian's package may set up).
 # Idempotent; run as root on Debian 12 (or with sudo available).
 set -euo pipefail
 
 missing=()
 command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || missing+=(postfix)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || missing+=(fonts-dejavu-core)
+pg_initdb() {
+    command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n 1
+}
+[ -n "$(pg_initdb)" ] || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "ci-install: postfix $(/usr/sbin/postconf -dh mail_version 2>/dev/null || echo '?') and DejaVu fonts are installed"
+    echo "ci-install: postfix $(/usr/sbin/postconf -dh mail_version 2>/dev/null || echo '?'), DejaVu fonts and PostgreSQL ($(pg_initdb)) are installed"
     exit 0
 fi
 
