@@ -8,6 +8,7 @@ stops. PostgreSQL refuses to run as root: as root the server runs as the
 
 from __future__ import annotations
 
+import atexit
 import glob
 import logging
 import os
@@ -95,6 +96,7 @@ class PgCluster:
         self._run("pg_ctl", "-D", self.data, "-l", log_file, "-w", "-t", "60",
                   "start")  # fmt: skip
         self.started = True
+        atexit.register(self.stop)  # a session that dies still stops its server
         log.info("test PostgreSQL started in %s", self.root)
         return self
 

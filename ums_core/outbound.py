@@ -125,7 +125,7 @@ def transmit(app, job: db.Job) -> None:
 
 
 def _wait_for_result(app, job: db.Job) -> None:
-    due = db.utcnow() + dt.timedelta(seconds=app.config.get("transmit.poll"))
+    due = db.db_now() + dt.timedelta(seconds=app.config.get("transmit.poll"))
     db.Job.update(
         state="queued", due_at=due, attempts=db.Job.attempts - 1, lease_owner=None
     ).where(db.Job.id == job.id).execute()
