@@ -12,7 +12,7 @@ from ums_core import db, nodes
 from ums_core.app import App
 from ums_core.intake import receive_message
 from ums_core.model import IncomingMessage
-from ums_core.queue import claim_jobs, start_job
+from ums_core.queue import claim_jobs, run_job, start_job
 
 SKEW = dt.timedelta(hours=1)
 
@@ -155,3 +155,25 @@ def test_schema_4_adds_the_node_table_to_a_version_3_database(app, home):
     again = App.open(home, load_plugins=False)
     assert db.read_schema_version(again.database) == db.SCHEMA_VERSION
     assert again.database.table_exists("node")
+
+
+def test_a_job_taken_over_meanwhile_commits_nothing(app):
+    """A node that lost its lease mid-job: its result rolls back, the taker's counts."""
+    queue_sms(app, 1)
+    [job] = claim_jobs(app, 1)
+    assert start_job(app, job)
+    db.Job.update(lease_owner="taker:1").where(db.Job.id == job.id).execute()
+    assert run_job(app, job) == "lost"
+    row = db.Job.get_by_id(job.id)
+    assert (row.state, row.lease_owner) == ("running", "taker:1")
+    assert db.Message.get_by_id(job.message_id).state == "received"
+
+
+def test_a_failure_after_a_takeover_does_not_requeue_the_job(app):
+    queue_sms(app, 1)
+    [job] = claim_jobs(app, 1)
+    assert start_job(app, job)
+    db.Job.update(lease_owner="taker:1").where(db.Job.id == job.id).execute()
+    job.kind = "no_such_kind"  # fails for good at once
+    assert run_job(app, job) == "lost"
+    assert db.Job.get_by_id(job.id).state == "running"

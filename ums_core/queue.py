@@ -36,6 +36,10 @@ class JobFailure(Exception):
         self.permanent = permanent
 
 
+class LeaseLost(Exception):
+    """Another node took the job over: what this node did with it is void."""
+
+
 @attrs.define
 class RunSummary:
     """What one run of the worker did."""
@@ -44,6 +48,7 @@ class RunSummary:
     retried: int = 0
     failed: int = 0
     waiting: int = 0
+    lost: int = 0
 
 
 def _handlers():
@@ -164,23 +169,46 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _still_ours(job: db.Job):
+    return (
+        (db.Job.id == job.id)
+        & (db.Job.state == "running")
+        & (db.Job.lease_owner == job.lease_owner)
+    )
+
+
 def finish_job(job: db.Job) -> None:
-    """Mark JOB done (inside the caller's transaction, if any)."""
-    db.Job.update(state="done", finished_at=db.utcnow(), last_error="").where(
-        db.Job.id == job.id
-    ).execute()
+    """Mark JOB done (inside the caller's transaction, if any).
+
+    Raise LeaseLost when another node has taken the job meanwhile: the
+    caller's transaction then rolls back, so only one node's result counts.
+    """
+    updated = (
+        db.Job.update(state="done", finished_at=db.utcnow(), last_error="")
+        .where(_still_ours(job))
+        .execute()
+    )
+    if updated != 1:
+        raise LeaseLost(f"job {job.id} is no longer leased to {job.lease_owner}")
 
 
 def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
     schedule = app.config.get("retry.schedule")
     if failure.permanent or job.attempts > len(schedule):
-        _fail_job(app, job, failure.reason)
+        if not _fail_job(app, job, failure.reason):
+            return _lease_lost(job)
         return "failed"
     delay = schedule[job.attempts - 1]
     due = db.db_now() + dt.timedelta(seconds=delay)
-    db.Job.update(
-        state="queued", due_at=due, last_error=failure.reason, lease_owner=None
-    ).where(db.Job.id == job.id).execute()
+    updated = (
+        db.Job.update(
+            state="queued", due_at=due, last_error=failure.reason, lease_owner=None
+        )
+        .where(_still_ours(job))
+        .execute()
+    )
+    if updated != 1:
+        return _lease_lost(job)
     log.warning(
         "%s: job %d (%s) attempt %d failed, retry in %ds: %s",
         _subject(job),
@@ -193,17 +221,23 @@ def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
     return "retried"
 
 
-def _fail_job(app, job: db.Job, reason: str) -> None:
+def _fail_job(app, job: db.Job, reason: str) -> bool:
+    """Fail JOB for good and tell its handler; False when the lease was lost."""
     with db.write_transaction():
-        db.Job.update(state="failed", last_error=reason, finished_at=db.utcnow()).where(
-            db.Job.id == job.id
-        ).execute()
+        updated = (
+            db.Job.update(state="failed", last_error=reason, finished_at=db.utcnow())
+            .where(_still_ours(job))
+            .execute()
+        )
+    if updated != 1:
+        return False
     log.error(
         "%s: job %d (%s) failed for good: %s", _subject(job), job.id, job.kind, reason
     )
     handler = _final_failure_handlers().get(job.kind)
     if handler is not None:
         handler(app, db.Job.get_by_id(job.id), reason)
+    return True
 
 
 def _subject(job: db.Job) -> str:
@@ -223,6 +257,8 @@ def run_job(app, job: db.Job) -> str:
         handler(app, job)
     except Pending:
         return "waiting"
+    except LeaseLost:
+        return _lease_lost(job)
     except JobFailure as failure:
         return _retry_or_fail(app, job, failure)
     except UmsError as exc:
@@ -231,6 +267,16 @@ def run_job(app, job: db.Job) -> str:
         log.exception("%s: job %d crashed", _subject(job), job.id)
         return _retry_or_fail(app, job, JobFailure(f"{type(exc).__name__}: {exc}"))
     return "done"
+
+
+def _lease_lost(job: db.Job) -> str:
+    log.warning(
+        "%s: job %d (%s) was taken over by another node; this run is void",
+        _subject(job),
+        job.id,
+        job.kind,
+    )
+    return "lost"
 
 
 def run_job_now(app, job_id: int) -> str | None:
