@@ -116,7 +116,7 @@ class App:
             db.migrate(self.database)
         except pw.OperationalError as exc:
             raise UmsError(
-                f"cannot open the database: {str(exc).strip()}",
+                f"cannot open the database: {' '.join(str(exc).split())}",
                 hint="check the database setting and that the server runs",
             ) from None
         with db.write_transaction():
