@@ -59,6 +59,7 @@ class PgCluster:
         self.root = tempfile.mkdtemp(prefix="ums-pg-")
         self.data = os.path.join(self.root, "data")
         self.socket_dir = self.root
+        self.log_file = os.path.join(self.root, "server.log")
         self.runas = self._server_user()
         self.started = False
 
@@ -92,13 +93,18 @@ class PgCluster:
             for key, value in SETTINGS.items():
                 conf.write(f"{key} = {value}\n")
             conf.write(f"unix_socket_directories = '{self.socket_dir}'\n")
-        log_file = os.path.join(self.root, "server.log")
-        self._run("pg_ctl", "-D", self.data, "-l", log_file, "-w", "-t", "60",
+        self._run("pg_ctl", "-D", self.data, "-l", self.log_file, "-w", "-t", "60",
                   "start")  # fmt: skip
         self.started = True
         atexit.register(self.stop)  # a session that dies still stops its server
         log.info("test PostgreSQL started in %s", self.root)
         return self
+
+    def restart(self) -> None:
+        """Restart the server at once, ending every client connection."""
+        # With -l the new server's output goes to the log, not to our pipe.
+        self._run("pg_ctl", "-D", self.data, "-l", self.log_file, "-m", "immediate",
+                  "-w", "-t", "60", "restart")  # fmt: skip
 
     def stop(self) -> None:
         """Stop the server and remove the cluster's folder."""

@@ -119,8 +119,10 @@ class App:
                 f"cannot open the database: {' '.join(str(exc).split())}",
                 hint="check the database setting and that the server runs",
             ) from None
-        with db.write_transaction():
-            self.instance_id = db.ensure_meta("instance_id", uuid.uuid4().hex[:12])
+        self.instance_id = db.get_meta("instance_id") or ""
+        if not self.instance_id:
+            with db.write_transaction():  # a node starting at once may win
+                self.instance_id = db.ensure_meta("instance_id", uuid.uuid4().hex[:12])
 
     def load_plugins(self) -> None:
         """Discover plugins, register the active ones, declare their config."""

@@ -306,6 +306,18 @@ def connect(url: str, default_path: str) -> pw.Database:
     return open_database(url[len("sqlite:///") :] if url else default_path)
 
 
+def reset_connection(db: pw.Database | None = None) -> None:
+    """Close this thread's connection after an error; the next query reopens it.
+
+    A broken connection (the database server restarted) is never reused.
+    """
+    db = db or database.obj
+    try:
+        db.close()
+    except pw.PeeweeException as exc:
+        log.warning("closing the database connection failed: %s", exc)
+
+
 def write_transaction(db: pw.Database | None = None):
     """Return a transaction that takes the write lock at once on SQLite."""
     db = db or database.obj

@@ -161,7 +161,10 @@ class Heartbeat:
         """Stop beating and record the node as stopped."""
         self.stopping.set()
         self.thread.join(timeout=30)
-        unregister_node(self.app)
+        try:
+            unregister_node(self.app)
+        except Exception:  # the database is gone: the stale heartbeat tells
+            log.exception("node %s: could not record the stop", self.app.node)
 
     def _run(self) -> None:
         interval = self.app.config.get("queue.heartbeat")
@@ -169,11 +172,11 @@ class Heartbeat:
             while not self.stopping.wait(interval):
                 self._beat_once()
         finally:
-            self.app.database.close()
+            db.reset_connection(self.app.database)
 
     def _beat_once(self) -> None:
         try:
             beat(self.app)
         except Exception:  # a lost connection: log, reconnect on the next beat
             log.exception("node %s: heartbeat failed", self.app.node)
-            self.app.database.close()
+            db.reset_connection(self.app.database)

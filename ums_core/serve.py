@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 
+from .db import reset_connection
 from .nodes import Heartbeat
 from .queue import release_dead_leases, run_due_jobs
 from .spool import scan_spool
@@ -74,5 +75,4 @@ class Server:
             run_due_jobs(self.app, should_stop=self.stopping.is_set)
         except Exception:  # keep serving; the failed step is retried next cycle
             log.exception("serve cycle failed; retrying in the next cycle")
-            # A broken connection (a database restart) is opened anew next cycle.
-            self.app.database.close()
+            reset_connection(self.app.database)
