@@ -69,6 +69,7 @@ def test_lease_expiry_follows_the_database_clock(app, monkeypatch):
     """A node whose own clock runs an hour fast still leases for queue.lease."""
     queue_sms(app, 1)
     monkeypatch.setattr(db, "utcnow", lambda: dt.datetime.now(dt.UTC) + SKEW)
+    db.forget_clock_offset()  # a node that started with its clock fast
     [job] = claim_jobs(app, 1)
     lease = (job.lease_expires - dt.datetime.now(dt.UTC)).total_seconds()
     expected = app.config.get("queue.lease")
@@ -83,9 +84,24 @@ def test_a_fast_node_does_not_take_a_live_lease(app, home, monkeypatch):
     queue_sms(app, 1)
     [job] = claim_jobs(app, 1)
     monkeypatch.setattr(db, "utcnow", lambda: dt.datetime.now(dt.UTC) + SKEW)
+    db.forget_clock_offset()
     fast = other_node(home, "fast:1")
     assert claim_jobs(fast, 5) == []
     assert start_job(app, job) is True
+
+
+def test_database_clock_is_measured_not_asked_each_time(app, monkeypatch):
+    db.forget_clock_offset()
+    db.db_now()
+    asked = []
+    real = db._measure_clock_offset
+    monkeypatch.setattr(db, "_measure_clock_offset", lambda: asked.append(1) or real())
+    for _ in range(50):
+        db.db_now()
+    assert asked == []
+    monkeypatch.setattr(db, "CLOCK_REFRESH", 0.0)
+    db.db_now()
+    assert asked == ([1] if db.is_postgresql() else [])
 
 
 def test_expired_lease_of_a_silent_node_is_taken_over(app, home):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import peewee as pw
 
@@ -34,16 +35,43 @@ def is_postgresql(db: pw.Database | None = None) -> bool:
     return isinstance(db, pw.PostgresqlDatabase)
 
 
+# How far the database's clock is ahead of this machine's, for which database
+# and when (monotonic) that was measured; measured again after CLOCK_REFRESH s.
+CLOCK_REFRESH = 10.0
+_clock = {"offset": None, "db": None, "measured": 0.0}
+
+
 def db_now() -> dt.datetime:
     """Return the database's clock in UTC (this machine's clock on SQLite).
 
     Several nodes share one PostgreSQL; leases compared against one clock
-    stay right when a node's own clock runs fast or slow.
+    stay right when a node's own clock runs fast or slow. The offset between
+    the clocks is measured every CLOCK_REFRESH seconds, not on every call.
     """
     if not is_postgresql():
         return utcnow()
+    if (
+        _clock["offset"] is None
+        or _clock["db"] is not database.obj
+        or time.monotonic() - _clock["measured"] > CLOCK_REFRESH
+    ):
+        _clock["offset"] = _measure_clock_offset()
+        _clock["db"] = database.obj
+        _clock["measured"] = time.monotonic()
+    return utcnow() + _clock["offset"]
+
+
+def forget_clock_offset() -> None:
+    """Measure the database's clock again on the next db_now()."""
+    _clock["offset"] = None
+
+
+def _measure_clock_offset() -> dt.timedelta:
+    before = utcnow()
     cursor = database.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'")
-    return cursor.fetchone()[0].replace(tzinfo=dt.UTC)
+    server = cursor.fetchone()[0].replace(tzinfo=dt.UTC)
+    after = utcnow()
+    return server - (before + (after - before) / 2)
 
 
 class UtcDateTimeField(pw.DateTimeField):
