@@ -123,8 +123,8 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's sessions
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # the rounds; not every session and user added
     root = tempfile.mkdtemp(prefix="ums-bench-nodes-")
     cluster = PgCluster().start()
     try:
