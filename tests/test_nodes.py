@@ -122,6 +122,7 @@ def test_serve_carries_on_after_the_database_restarts(tmp_path):
     cluster = PgCluster().start()
     sink = CountingSink(free_port())
     sink.start()
+    node = None
     try:
         migrate_template(cluster)
         url = cluster.create_database("restart", template=TEMPLATE)
@@ -136,8 +137,9 @@ def test_serve_carries_on_after_the_database_restarts(tmp_path):
         # The heartbeat thread reconnected too: a beat newer than the restart.
         time.sleep(1.5)
         assert wait_until(lambda: heartbeat_ages(node.home) < 1.0, 15)
-        node.stop()
     finally:
+        if node is not None:
+            node.stop()
         sink.stop()
         cluster.stop()
 
