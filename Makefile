@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PLUGINS := plugins/mail_delivery plugins/local_store plugins/notifications plugins/asterisk plugins/hylafax plugins/smstools
 
-.PHONY: demo test lint install reliability bench
+.PHONY: demo test test-sqlite test-postgresql lint install reliability bench bench-nodes
 
 $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,21 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
-test: lint
+# The whole suite twice: on SQLite (the embedded default), then on a throw-away
+# PostgreSQL cluster the tests start themselves (tests/pgcluster.py).
+test: lint test-sqlite test-postgresql
+
+test-sqlite: $(VENV)/.installed
 	$(PY) -m pytest
+
+test-postgresql: $(VENV)/.installed
+	UMS_TEST_DATABASE=postgresql $(PY) -m pytest
 
 reliability: $(VENV)/.installed
 	$(PY) scripts/reliability.py
 
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py
+
+bench-nodes: $(VENV)/.installed
+	$(PY) scripts/bench_nodes.py

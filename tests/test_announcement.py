@@ -5,7 +5,7 @@ import os
 import re
 
 import pytest
-from conftest import reopen, use_mailserver
+from conftest import reopen, stored_bytes, use_mailserver
 
 from ums_core import db
 from ums_core.announcement import check_access_login
@@ -73,8 +73,8 @@ def test_access_is_mailed_in_the_instance_language(ann_home, smtp_sink, run):
     pin = re.search(r"^PIN:\s+(\d{6})$", body, flags=re.M)[1]
     assert NUMBER in body
     assert check_access_login(app, username, pin).ok
-    stored = read_bytes(f"{ann_home}/ums.db", f"{ann_home}/ums.db-wal")
-    assert pin.encode() not in stored
+    stored = stored_bytes(ann_home)
+    assert stored and pin.encode() not in stored
     assert pin.encode() not in read_bytes(f"{ann_home}/log/ums.log")
 
 

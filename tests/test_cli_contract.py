@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import SmtpSink
+from conftest import SmtpSink, init_options
 
 from ums_core.samples import write_fax_tiff, write_wav
 
@@ -29,7 +29,7 @@ def test_contract_local_mode_end_to_end(tmp_path):
     fax, wav = str(tmp_path / "f.tif"), str(tmp_path / "v.wav")
     write_fax_tiff(fax, "contract", pages=2)
     write_wav(wav, seconds=1.5)
-    ums(home, "init")
+    ums(home, "init", *init_options())
     ums(home, "config", "set", "default_recipient", "office@example.test")
     ums(home, "config", "set", "info_mails", "false")
     ums(home, "config", "set", "site.country", "DE")
@@ -101,7 +101,7 @@ def test_contract_mailserver_mode_end_to_end(tmp_path):
     sink = SmtpSink()
     sink.start()
     try:
-        ums(home, "init")
+        ums(home, "init", *init_options())
         ums(home, "mode", "mailserver")
         ums(home, "config", "set", "default_recipient", "office@example.test")
         ums(home, "config", "set", "smtp.host", "127.0.0.1")
@@ -147,7 +147,7 @@ def test_contract_queue_run_exits_nonzero_when_something_failed(tmp_path):
     sink.start()
     sink.handler.refuse["office@example.test"] = "554 5.7.1 rejected"
     try:
-        ums(home, "init")
+        ums(home, "init", *init_options())
         ums(home, "mode", "mailserver")
         ums(home, "config", "set", "default_recipient", "office@example.test")
         ums(home, "config", "set", "smtp.host", "127.0.0.1")
@@ -165,7 +165,7 @@ def test_contract_bad_fax_exits_nonzero(tmp_path):
     home = str(tmp_path / "h")
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"\x00" * 100)
-    ums(home, "init")
+    ums(home, "init", *init_options())
     result = ums(home, "receive", "fax", str(bad), "--to", "+4930999", check=False)
     assert result.returncode == 1 and result.stderr.startswith("Error: ")
     assert "Traceback" not in result.stderr

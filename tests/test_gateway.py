@@ -273,7 +273,7 @@ def test_outbox_backend_round_trip(gateway_app, smtp_sink):
             },
             handle,
         )
-    db.Job.update(due_at=db.utcnow()).where(db.Job.kind == "transmit").execute()
+    db.Job.update(due_at=db.db_now()).where(db.Job.kind == "transmit").execute()
     run_due_jobs(gateway_app)
     row = db.Message.get_by_id(row.id)
     assert (row.state, row.attempts, row.remote_station) == ("sent", 2, "+49 30 555010")
@@ -326,14 +326,14 @@ def test_outbox_retry_result_follows_schedule_then_fails(gateway_app, smtp_sink)
     [row] = outbound()
     results = os.path.join(gateway_app.home, "outbox", "results")
     for attempt in (1, 2, 3):
-        db.Job.update(due_at=db.utcnow()).where(db.Job.state == "queued").execute()
+        db.Job.update(due_at=db.db_now()).where(db.Job.state == "queued").execute()
         run_due_jobs(gateway_app)
         os.makedirs(results, exist_ok=True)
         with open(os.path.join(results, f"ums-{row.id}.json"), "w") as handle:
             json.dump(
                 {"status": "retry", "reason": "busy", "attempts": attempt}, handle
             )
-    db.Job.update(due_at=db.utcnow()).where(db.Job.state == "queued").execute()
+    db.Job.update(due_at=db.db_now()).where(db.Job.state == "queued").execute()
     run_due_jobs(gateway_app)
     row = db.Message.get_by_id(row.id)
     assert row.state == "failed" and "busy" in row.error

@@ -357,7 +357,7 @@ def send_fax(app, number=CALLER):
 
 
 def poll_again(app):
-    db.Job.update(due_at=db.utcnow()).where(db.Job.state == "queued").execute()
+    db.Job.update(due_at=db.db_now()).where(db.Job.state == "queued").execute()
     return run_due_jobs(app)
 
 

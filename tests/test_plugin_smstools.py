@@ -349,7 +349,7 @@ def send_sms(app, text, number=MOBILE):
 
 
 def run_transmit_again(app):
-    db.Job.update(due_at=db.utcnow()).where(db.Job.kind == "transmit").execute()
+    db.Job.update(due_at=db.db_now()).where(db.Job.kind == "transmit").execute()
     run_due_jobs(app)
 
 

@@ -83,6 +83,7 @@ def test_spool_refusal_moves_only_its_own_files(app, tmp_path):
     ]
 
 
+@pytest.mark.sqlite_only("SQLite's write lock and busy timeout")
 def test_busy_database_refuses_cleanly_without_orphans(app, tmp_path):
     from ums_core.samples import write_fax_tiff
 

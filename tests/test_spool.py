@@ -25,7 +25,8 @@ def test_spool_entry_is_committed_then_removed(app, tmp_path):
     [outcome] = scan_spool(app)
     assert outcome.entry == name and outcome.error == ""
     row = db.Message.get_by_id(outcome.message_id)
-    assert (row.pages, row.sender_name, row.source_ref) == (2, "Acme", f"spool:{name}")
+    assert (row.pages, row.sender_name) == (2, "Acme")
+    assert row.source_ref.split("|")[0] == f"spool:{name}"
     assert os.listdir(spool_folder(app.home, "new")) == []
 
 

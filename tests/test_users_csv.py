@@ -6,6 +6,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from conftest import test_database_url
 
 from ums_core import db
 from ums_core.app import create_instance
@@ -58,7 +59,7 @@ def emails(run) -> list[str]:
 def other_run(tmp_path):
     """Return a CLI runner on a second, fresh instance with the same site rules."""
     home = str(tmp_path / "other")
-    config = create_instance(home)
+    config = create_instance(home, test_database_url())
     config.set("site.area_code", "89")
     config.save()
     runner = CliRunner()
@@ -374,13 +375,16 @@ def test_import_thousand_rows_is_fast_and_one_transaction(app, tmp_path):
     )
     path = write_csv(tmp_path, body)
     statements = []
-    db.database.obj.connection().set_trace_callback(statements.append)
+    sqlite = not db.is_postgresql()
+    if sqlite:  # sqlite3's trace callback counts the transactions
+        db.database.obj.connection().set_trace_callback(statements.append)
     started = time.monotonic()
     report = import_users(read_user_rows(path, RULES))
     elapsed = time.monotonic() - started
-    db.database.obj.connection().set_trace_callback(None)
+    if sqlite:
+        db.database.obj.connection().set_trace_callback(None)
+        assert sum(s.upper().startswith("BEGIN") for s in statements) == 1
     assert len(report.added) == 1000 and elapsed < 10
-    assert sum(s.upper().startswith("BEGIN") for s in statements) == 1
     assert db.Number.select().count() == 1000
 
 

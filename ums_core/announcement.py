@@ -142,7 +142,7 @@ def set_announcement(app, path: str) -> dict:
     """Make the WAV at PATH the announcement, replacing the previous one."""
     _check_size(app, path)
     info = probe_voice(path)
-    stored = content.store_file(app.home, CONTENT_AREA, path, ".wav")
+    stored = content.store_file(app.content_root, CONTENT_AREA, path, ".wav")
     try:
         with db.write_transaction():
             old = [row.content_name for row in db.Announcement.select()]
@@ -155,10 +155,10 @@ def set_announcement(app, path: str) -> dict:
                 detail=info.detail,
             )
     except Exception:
-        _remove_quietly(app.path(stored.name))
+        _remove_quietly(app.content_path(stored.name))
         raise
     for name in old:
-        _remove_quietly(app.path(name))
+        _remove_quietly(app.content_path(name))
     log.info("announcement: set (%.1f s, %s)", info.duration or 0, info.detail)
     return describe_announcement(app, row)
 
@@ -188,7 +188,7 @@ def describe_announcement(app, row: db.Announcement | None) -> dict:
     if row is None:
         return {"file": None, "duration": None, "detail": "", "set_at": None}
     return {
-        "file": app.path(row.content_name),
+        "file": app.content_path(row.content_name),
         "duration": row.duration,
         "detail": row.detail,
         "set_at": row.set_at.isoformat(),

@@ -6,9 +6,12 @@ import logging
 import os
 import uuid
 
+import peewee as pw
+
 from . import __version__, db
 from .config import CONFIG_NAME, Config, load_config
 from .errors import UmsError
+from .nodes import NodeState
 from .numbers import SiteRules
 from .plugins import (
     LoadedPlugin,
@@ -41,8 +44,12 @@ def default_home(environ=os.environ) -> str:
     return os.path.join(data, "ums")
 
 
-def create_instance(home: str) -> Config:
-    """Create the instance folder on the embedded default; return its config."""
+def create_instance(home: str, database: str = "") -> Config:
+    """Create the instance folder on the embedded default; return its config.
+
+    DATABASE is a PostgreSQL URL for an instance that shares its database
+    with other nodes; empty means SQLite in the instance folder.
+    """
     if os.path.exists(os.path.join(home, CONFIG_NAME)):
         raise UmsError(
             f"{home} already holds an ums instance",
@@ -57,6 +64,8 @@ def create_instance(home: str) -> Config:
     config = load_config(os.path.join(home, CONFIG_NAME))
     for name in ("mode", "info_mails", "archiving"):
         config.set(name, str(config.get(name)).lower())
+    if database:
+        config.set("database", database)
     config.save()
     return config
 
@@ -72,6 +81,9 @@ class App:
         self.plugins: list[LoadedPlugin] = []
         self.instance_id = ""
         self.node = f"{os.uname().nodename}:{os.getpid()}"
+        self.node_state = NodeState()
+        # Where node-local hand-overs (spools) come from: stable over restarts.
+        self.origin = f"{os.uname().nodename}:{self.home}"
 
     @classmethod
     def open(cls, home: str, load_plugins: bool = True) -> App:
@@ -92,19 +104,35 @@ class App:
         """Return a path inside the instance folder."""
         return os.path.join(self.home, *parts)
 
+    @property
+    def content_root(self) -> str:
+        """Return the folder that holds content, mail files and plugin data.
+
+        ``content_dir`` names it; on several nodes it is a folder every node
+        mounts at the same path. Empty means the instance folder.
+        """
+        configured = self.config.get("content_dir")
+        return os.path.join(self.home, configured) if configured else self.home
+
+    def content_path(self, name: str) -> str:
+        """Return the path of the content or mail file NAME."""
+        return os.path.join(self.content_root, name)
+
     def open_database(self) -> None:
         """Open the database and bring its schema up to date."""
         url = self.config.get("database")
-        if url.startswith("postgres"):
-            raise UmsError("PostgreSQL is not supported yet", hint="unset database")
-        path = url[len("sqlite:///") :] if url else self.path("ums.db")
-        self.database = db.open_database(path)
-        db.migrate(self.database)
+        try:
+            self.database = db.connect(url, self.path("ums.db"))
+            db.migrate(self.database)
+        except pw.OperationalError as exc:
+            raise UmsError(
+                f"cannot open the database: {' '.join(str(exc).split())}",
+                hint="check the database setting and that the server runs",
+            ) from None
         self.instance_id = db.get_meta("instance_id") or ""
         if not self.instance_id:
-            self.instance_id = uuid.uuid4().hex[:12]
-            with db.write_transaction():
-                db.set_meta("instance_id", self.instance_id)
+            with db.write_transaction():  # a node starting at once may win
+                self.instance_id = db.ensure_meta("instance_id", uuid.uuid4().hex[:12])
 
     def load_plugins(self) -> None:
         """Discover plugins, register the active ones, declare their config."""

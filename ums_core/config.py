@@ -272,6 +272,11 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("timezone", "UTC", parse_timezone, "time zone for dates in mails"),
     ConfigKey("language", "en", choice("en", "de"), "language of new users"),
     ConfigKey("database", "", parse_database, "database URL ('' = SQLite here)"),
+    ConfigKey(
+        "content_dir", "", parse_text, "content folder shared by nodes ('' = here)"
+    ),
+    ConfigKey("queue.lease", 300.0, at_least(2), "job lease before another node"),
+    ConfigKey("queue.heartbeat", 5.0, at_least(0.2), "node heartbeat interval"),
     ConfigKey("site.country", "DE", parse_region, "country of the site"),
     ConfigKey("site.area_code", "", parse_digits, "area code without trunk 0"),
     ConfigKey("site.base_number", "", parse_text, "company base number (E.164)"),

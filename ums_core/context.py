@@ -35,9 +35,17 @@ class PluginContext:
         """Return the site's number rules."""
         return self._app.site_rules
 
+    @property
+    def content_folder(self) -> str:
+        """Return the folder of content and mail files (shared by all nodes)."""
+        return self._app.content_root
+
     def plugin_folder(self, name: str) -> str:
-        """Return (and create) a folder in the instance for plugin NAME."""
-        path = os.path.join(self._app.home, "plugins", name)
+        """Return (and create) a folder for plugin NAME's data.
+
+        It lies in the content folder, so every node sees the same data.
+        """
+        path = os.path.join(self._app.content_root, "plugins", name)
         os.makedirs(path, mode=0o700, exist_ok=True)
         return path
 

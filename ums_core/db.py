@@ -1,13 +1,16 @@
 """The database: peewee models, connection set-up and schema migrations.
 
 SQLite (WAL) in the instance folder is the embedded default; every write
-transaction uses ``BEGIN IMMEDIATE`` there (see PITFALLS 19).
+transaction uses ``BEGIN IMMEDIATE`` there (see PITFALLS 19). PostgreSQL
+(``database = "postgresql://…"``) lets several nodes share one queue; the
+models and migrations are the same on both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 import peewee as pw
 
@@ -16,12 +19,59 @@ from .errors import UmsError
 log = logging.getLogger(__name__)
 
 database = pw.DatabaseProxy()
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+# The key of the PostgreSQL advisory lock that serialises schema migrations.
+MIGRATION_LOCK = 0x756D73
 
 
 def utcnow() -> dt.datetime:
     """Return the current time in UTC, timezone-aware."""
     return dt.datetime.now(dt.UTC)
+
+
+def is_postgresql(db: pw.Database | None = None) -> bool:
+    """Return whether DB (default: the bound database) is PostgreSQL."""
+    db = db or database.obj
+    return isinstance(db, pw.PostgresqlDatabase)
+
+
+# How far the database's clock is ahead of this machine's, for which database
+# and when (monotonic) that was measured; measured again after CLOCK_REFRESH s.
+CLOCK_REFRESH = 10.0
+_clock = {"offset": None, "db": None, "measured": 0.0}
+
+
+def db_now() -> dt.datetime:
+    """Return the database's clock in UTC (this machine's clock on SQLite).
+
+    Several nodes share one PostgreSQL; leases compared against one clock
+    stay right when a node's own clock runs fast or slow. The offset between
+    the clocks is measured every CLOCK_REFRESH seconds, not on every call.
+    """
+    if not is_postgresql():
+        return utcnow()
+    if (
+        _clock["offset"] is None
+        or _clock["db"] is not database.obj
+        or time.monotonic() - _clock["measured"] > CLOCK_REFRESH
+    ):
+        _clock["offset"] = _measure_clock_offset()
+        _clock["db"] = database.obj
+        _clock["measured"] = time.monotonic()
+    return utcnow() + _clock["offset"]
+
+
+def forget_clock_offset() -> None:
+    """Measure the database's clock again on the next db_now()."""
+    _clock["offset"] = None
+
+
+def _measure_clock_offset() -> dt.timedelta:
+    before = utcnow()
+    cursor = database.execute_sql("SELECT clock_timestamp() AT TIME ZONE 'UTC'")
+    server = cursor.fetchone()[0].replace(tzinfo=dt.UTC)
+    after = utcnow()
+    return server - (before + (after - before) / 2)
 
 
 class UtcDateTimeField(pw.DateTimeField):
@@ -54,7 +104,7 @@ class Meta(BaseModel):
 
 class User(BaseModel):
     email = pw.CharField(unique=True)
-    name = pw.CharField(default="")
+    name = pw.TextField(default="")
     language = pw.CharField(default="en")
     active = pw.BooleanField(default=True)
     password_hash = pw.CharField(null=True)
@@ -85,19 +135,19 @@ class Message(BaseModel):
     duration = pw.FloatField(null=True)
     text = pw.TextField(default="")
     content_name = pw.CharField(null=True)
-    content_type = pw.CharField(null=True)
+    content_type = pw.TextField(null=True)
     content_size = pw.IntegerField(default=0)
     content_sha256 = pw.CharField(null=True)
-    archive_ref = pw.CharField(null=True)
+    archive_ref = pw.TextField(null=True)
     error = pw.TextField(default="")
     read_at = UtcDateTimeField(null=True)
-    source_ref = pw.CharField(null=True, unique=True)
+    source_ref = pw.TextField(null=True, unique=True)
     subject = pw.CharField(default="")
     segments = pw.IntegerField(null=True)
     attempts = pw.IntegerField(default=0)
     remote_station = pw.CharField(default="")
     report = pw.TextField(default="")
-    source_name = pw.CharField(null=True)
+    source_name = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("recipient", "id"), False), (("state",), False))
@@ -106,9 +156,9 @@ class Message(BaseModel):
 class Mail(BaseModel):
     message = pw.ForeignKeyField(Message, null=True, backref="mails")
     purpose = pw.CharField()
-    sender = pw.CharField()
+    sender = pw.TextField()
     recipients = pw.TextField()
-    msgid = pw.CharField(unique=True)
+    msgid = pw.TextField(unique=True)
     path = pw.CharField()
     state = pw.CharField(default="queued")
     created_at = UtcDateTimeField(default=utcnow)
@@ -122,8 +172,8 @@ class Job(BaseModel):
     mail = pw.ForeignKeyField(Mail, null=True, backref="jobs")
     state = pw.CharField(default="queued")
     attempts = pw.IntegerField(default=0)
-    due_at = UtcDateTimeField(default=utcnow)
-    lease_owner = pw.CharField(null=True)
+    due_at = UtcDateTimeField(default=db_now)
+    lease_owner = pw.TextField(null=True)
     lease_expires = UtcDateTimeField(null=True)
     last_error = pw.TextField(default="")
     created_at = UtcDateTimeField(default=utcnow)
@@ -165,12 +215,34 @@ class Announcement(BaseModel):
     content_size = pw.IntegerField(default=0)
     content_sha256 = pw.CharField()
     duration = pw.FloatField(null=True)
-    detail = pw.CharField(default="")
+    detail = pw.TextField(default="")
     set_at = UtcDateTimeField(default=utcnow)
+
+
+class Node(BaseModel):
+    """One ``ums serve`` process: who it is, when it last said so, what it does.
+
+    ``heartbeat`` is written with the database's clock, so a node is alive
+    when its heartbeat is fresher than a few seconds of that same clock.
+    """
+
+    name = pw.CharField(unique=True, max_length=200)
+    host = pw.TextField()
+    pid = pw.IntegerField()
+    started_at = UtcDateTimeField()
+    heartbeat = UtcDateTimeField(index=True)
+    stopped_at = UtcDateTimeField(null=True)
+    activity = pw.TextField(default="idle")
+    job = pw.IntegerField(null=True)
+    job_kind = pw.TextField(null=True)
+    jobs_done = pw.IntegerField(default=0)
+    jobs_retried = pw.IntegerField(default=0)
+    jobs_failed = pw.IntegerField(default=0)
 
 
 VOICE_MODELS = (Mailbox, AnnouncementAccess, Announcement)
 MODELS = (Meta, User, Number, Message, Mail, Job, *VOICE_MODELS)
+ALL_MODELS = (*MODELS, Node)
 
 
 def _migrate_to_1(db: pw.Database) -> None:
@@ -206,7 +278,17 @@ def _migrate_to_3(db: pw.Database) -> None:
     db.create_tables(VOICE_MODELS, safe=True)
 
 
-MIGRATIONS = {1: _migrate_to_1, 2: _migrate_to_2, 3: _migrate_to_3}
+def _migrate_to_4(db: pw.Database) -> None:
+    """Add the table of ``ums serve`` nodes and their heartbeats."""
+    db.create_tables([Node], safe=True)
+
+
+MIGRATIONS = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+    4: _migrate_to_4,
+}
 
 
 def open_database(path: str, busy_seconds: float = 10.0) -> pw.Database:
@@ -223,6 +305,45 @@ def open_database(path: str, busy_seconds: float = 10.0) -> pw.Database:
     )
     database.initialize(db)
     return db
+
+
+def open_postgresql(url: str) -> pw.Database:
+    """Open (and bind) the PostgreSQL database at URL.
+
+    peewee keeps one connection per thread; ``ums serve``'s threads are few
+    and long-lived, so each holds one connection for its life.
+    """
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        raise UmsError(
+            "PostgreSQL needs the psycopg2 driver",
+            hint="pip install 'ums-core[postgresql]'",
+        ) from None
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    db = pw.PostgresqlDatabase(url)
+    database.initialize(db)
+    return db
+
+
+def connect(url: str, default_path: str) -> pw.Database:
+    """Open the database the config URL names ('' = SQLite at DEFAULT_PATH)."""
+    if url.startswith("postgres"):
+        return open_postgresql(url)
+    return open_database(url[len("sqlite:///") :] if url else default_path)
+
+
+def reset_connection(db: pw.Database | None = None) -> None:
+    """Close this thread's connection after an error; the next query reopens it.
+
+    A broken connection (the database server restarted) is never reused.
+    """
+    db = db or database.obj
+    try:
+        db.close()
+    except pw.PeeweeException as exc:
+        log.warning("closing the database connection failed: %s", exc)
 
 
 def write_transaction(db: pw.Database | None = None):
@@ -243,6 +364,15 @@ def read_schema_version(db: pw.Database) -> int:
 
 def migrate(db: pw.Database) -> int:
     """Bring the schema up to SCHEMA_VERSION; return the version now."""
+    if is_postgresql(db):
+        with db.atomic():
+            # Nodes starting together: the first migrates, the others wait.
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            return _migrate_steps(db)
+    return _migrate_steps(db)
+
+
+def _migrate_steps(db: pw.Database) -> int:
     version = read_schema_version(db)
     if version > SCHEMA_VERSION:
         raise UmsError(
@@ -252,7 +382,7 @@ def migrate(db: pw.Database) -> int:
     for target in range(version + 1, SCHEMA_VERSION + 1):
         with write_transaction(db):
             MIGRATIONS[target](db)
-            Meta.replace(key="schema_version", value=str(target)).execute()
+            set_meta("schema_version", str(target))
         log.info("database schema migrated to version %d", target)
     return SCHEMA_VERSION
 
@@ -263,6 +393,14 @@ def get_meta(key: str, default: str | None = None) -> str | None:
     return row.value if row else default
 
 
+def ensure_meta(key: str, value: str) -> str:
+    """Record the instance fact KEY unless it exists; return the recorded value."""
+    Meta.insert(key=key, value=value).on_conflict_ignore().execute()
+    return get_meta(key)
+
+
 def set_meta(key: str, value: str) -> None:
-    """Record the instance fact KEY."""
-    Meta.replace(key=key, value=value).execute()
+    """Record the instance fact KEY (an upsert on both databases)."""
+    Meta.insert(key=key, value=value).on_conflict(
+        conflict_target=[Meta.key], update={Meta.value: value}
+    ).execute()

@@ -121,14 +121,14 @@ def _log_sent(app, mail_row, mail, ctx) -> None:
 def _forget_secret_mail(app, row: db.Mail) -> None:
     """Remove the file of a sent mail that carried a password or PIN."""
     try:
-        os.unlink(app.path(row.path))
+        os.unlink(app.content_path(row.path))
     except FileNotFoundError:
         pass
 
 
 def _load_mail(app, row: db.Mail) -> Mail:
     try:
-        with open(app.path(row.path), "rb") as handle:
+        with open(app.content_path(row.path), "rb") as handle:
             data = handle.read()
     except OSError as exc:
         raise JobFailure(f"mail file {row.path} unreadable: {exc}", permanent=True)

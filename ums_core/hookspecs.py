@@ -186,7 +186,9 @@ def ums_mail_failed(mail, reason, ctx):
 def ums_queue_drained(ctx):
     """The job worker ran every due job and is about to wait or exit.
 
-    Transports close idle connections here.
+    Transports close idle connections here. With several nodes on one
+    PostgreSQL it fires on every node: work that must happen once across
+    the nodes belongs in a job, not here.
     """
 
 

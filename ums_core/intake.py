@@ -129,7 +129,7 @@ def _validate(app, incoming: IncomingMessage) -> dict:
 def _discard(app, stored) -> None:
     if stored is not None:
         try:
-            os.unlink(app.path(stored.name))
+            os.unlink(app.content_path(stored.name))
         except FileNotFoundError:
             pass
 
@@ -195,7 +195,9 @@ def _store_content(app, incoming, fields) -> content.StoredFile | None:
     if incoming.kind == "sms":
         return None
     extension = fields.pop("extension")
-    return content.store_file(app.home, "content", incoming.content_path, extension)
+    return content.store_file(
+        app.content_root, "content", incoming.content_path, extension
+    )
 
 
 def _commit(app, incoming, fields, stored, source_ref):

@@ -49,7 +49,7 @@ def prepare_mail(app, mail: EmailMessage, purpose: str) -> tuple[dict, bytes]:
 
 def write_mail_file(app, data: bytes) -> str:
     """Write DATA durably under mail/ and return its relative name."""
-    return content.store_bytes(app.home, "mail", data, ".eml").name
+    return content.store_bytes(app.content_root, "mail", data, ".eml").name
 
 
 def queue_mail(app, mail: EmailMessage, purpose: str, message_id=None) -> int:

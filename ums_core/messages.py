@@ -33,7 +33,7 @@ def to_model(app, row: db.Message) -> Message:
         pages=row.pages,
         duration=row.duration,
         text=row.text,
-        content_path=app.path(row.content_name) if row.content_name else None,
+        content_path=app.content_path(row.content_name) if row.content_name else None,
         content_type=row.content_type,
         subject=row.subject,
         segments=row.segments,
@@ -100,7 +100,7 @@ def export_message(app, message_id: int, folder: str) -> list[str]:
     base = os.path.join(folder, f"ums-{row.id}-{row.kind}")
     if row.content_name:
         target = base + os.path.splitext(row.content_name)[1]
-        content.export_file(app.home, row.content_name, target)
+        content.export_file(app.content_root, row.content_name, target)
         written.append(target)
     if row.kind == "sms":
         with open(base + ".txt", "w", encoding="utf-8") as handle:

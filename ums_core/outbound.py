@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def _read_source(app, row: db.Message) -> bytes:
-    with open(app.path(row.source_name), "rb") as handle:
+    with open(app.content_path(row.source_name), "rb") as handle:
         return handle.read()
 
 
@@ -64,7 +64,7 @@ def _build_fax(app, mail) -> dict:
         raise DocumentError(
             f"not sent: {names} cannot be faxed", outcomes=document.outcomes
         )
-    stored = content.store_bytes(app.home, "content", document.pdf, ".pdf")
+    stored = content.store_bytes(app.content_root, "content", document.pdf, ".pdf")
     return {
         "pages": document.pages,
         "content_name": stored.name,
@@ -130,7 +130,7 @@ def transmit(app, job: db.Job) -> None:
 
 
 def _wait_for_result(app, job: db.Job) -> None:
-    due = db.utcnow() + dt.timedelta(seconds=app.config.get("transmit.poll"))
+    due = db.db_now() + dt.timedelta(seconds=app.config.get("transmit.poll"))
     db.Job.update(
         state="queued", due_at=due, attempts=db.Job.attempts - 1, lease_owner=None
     ).where(db.Job.id == job.id).execute()

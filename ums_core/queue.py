@@ -1,9 +1,14 @@
 """Jobs: work that talks to the outside, claimed with a lease and retried.
 
 A job is claimed by setting its lease; a worker that dies loses the lease
-when it expires and another run takes the job again. Temporary failures are
-retried after the delays in ``retry.schedule``; when they run out, or on a
-permanent failure, the job fails for good and its message stays stored.
+when it expires and another run takes the job again. Lease times come from
+the database's clock (``db.db_now``), so nodes whose clocks disagree still
+agree on when a lease ran out. On PostgreSQL the claim takes the rows with
+``FOR UPDATE SKIP LOCKED``: two nodes claiming at once get different jobs.
+
+Temporary failures are retried after the delays in ``retry.schedule``; when
+they run out, or on a permanent failure, the job fails for good and its
+message stays stored.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import datetime as dt
 import logging
 
 import attrs
-import peewee as pw
 
 from . import db
 from .context import PluginContext
@@ -20,7 +24,6 @@ from .errors import UmsError
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 300
 MAX_JOBS_PER_RUN = 100000
 
 
@@ -33,6 +36,10 @@ class JobFailure(Exception):
         self.permanent = permanent
 
 
+class LeaseLost(Exception):
+    """Another node took the job over: what this node did with it is void."""
+
+
 @attrs.define
 class RunSummary:
     """What one run of the worker did."""
@@ -41,6 +48,7 @@ class RunSummary:
     retried: int = 0
     failed: int = 0
     waiting: int = 0
+    lost: int = 0
 
 
 def _handlers():
@@ -71,18 +79,22 @@ def _claimable(now: dt.datetime):
     return due | stale
 
 
+def _lease_until(app, now: dt.datetime) -> dt.datetime:
+    return now + dt.timedelta(seconds=app.config.get("queue.lease"))
+
+
 def claim_jobs(app, limit: int, only_id: int | None = None) -> list[db.Job]:
     """Lease up to LIMIT due jobs to this node and return them."""
-    now = db.utcnow()
-    expires = now + dt.timedelta(seconds=LEASE_SECONDS)
     with db.write_transaction():
+        now = db.db_now()
+        expires = _lease_until(app, now)
         query = db.Job.select().where(_claimable(now))
         if only_id is not None:
             query = db.Job.select().where(
                 (db.Job.id == only_id) & (db.Job.state == "queued")
             )
         query = query.order_by(db.Job.due_at, db.Job.id).limit(limit)
-        if not isinstance(app.database, pw.SqliteDatabase):
+        if db.is_postgresql(app.database):
             query = query.for_update(skip_locked=True)
         ids = [job.id for job in query]
         if ids:
@@ -99,8 +111,8 @@ def start_job(app, job: db.Job) -> bool:
     gets a fresh lease just before it runs: a long batch never lets another
     worker take a job this one is about to do.
     """
-    expires = db.utcnow() + dt.timedelta(seconds=LEASE_SECONDS)
     with db.write_transaction():
+        expires = _lease_until(app, db.db_now())
         taken = (
             db.Job.update(lease_expires=expires, attempts=db.Job.attempts + 1)
             .where(
@@ -157,23 +169,46 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _still_ours(job: db.Job):
+    return (
+        (db.Job.id == job.id)
+        & (db.Job.state == "running")
+        & (db.Job.lease_owner == job.lease_owner)
+    )
+
+
 def finish_job(job: db.Job) -> None:
-    """Mark JOB done (inside the caller's transaction, if any)."""
-    db.Job.update(state="done", finished_at=db.utcnow(), last_error="").where(
-        db.Job.id == job.id
-    ).execute()
+    """Mark JOB done (inside the caller's transaction, if any).
+
+    Raise LeaseLost when another node has taken the job meanwhile: the
+    caller's transaction then rolls back, so only one node's result counts.
+    """
+    updated = (
+        db.Job.update(state="done", finished_at=db.utcnow(), last_error="")
+        .where(_still_ours(job))
+        .execute()
+    )
+    if updated != 1:
+        raise LeaseLost(f"job {job.id} is no longer leased to {job.lease_owner}")
 
 
 def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
     schedule = app.config.get("retry.schedule")
     if failure.permanent or job.attempts > len(schedule):
-        _fail_job(app, job, failure.reason)
+        if not _fail_job(app, job, failure.reason):
+            return _lease_lost(job)
         return "failed"
     delay = schedule[job.attempts - 1]
-    due = db.utcnow() + dt.timedelta(seconds=delay)
-    db.Job.update(
-        state="queued", due_at=due, last_error=failure.reason, lease_owner=None
-    ).where(db.Job.id == job.id).execute()
+    due = db.db_now() + dt.timedelta(seconds=delay)
+    updated = (
+        db.Job.update(
+            state="queued", due_at=due, last_error=failure.reason, lease_owner=None
+        )
+        .where(_still_ours(job))
+        .execute()
+    )
+    if updated != 1:
+        return _lease_lost(job)
     log.warning(
         "%s: job %d (%s) attempt %d failed, retry in %ds: %s",
         _subject(job),
@@ -186,17 +221,23 @@ def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
     return "retried"
 
 
-def _fail_job(app, job: db.Job, reason: str) -> None:
+def _fail_job(app, job: db.Job, reason: str) -> bool:
+    """Fail JOB for good and tell its handler; False when the lease was lost."""
     with db.write_transaction():
-        db.Job.update(state="failed", last_error=reason, finished_at=db.utcnow()).where(
-            db.Job.id == job.id
-        ).execute()
+        updated = (
+            db.Job.update(state="failed", last_error=reason, finished_at=db.utcnow())
+            .where(_still_ours(job))
+            .execute()
+        )
+    if updated != 1:
+        return False
     log.error(
         "%s: job %d (%s) failed for good: %s", _subject(job), job.id, job.kind, reason
     )
     handler = _final_failure_handlers().get(job.kind)
     if handler is not None:
         handler(app, db.Job.get_by_id(job.id), reason)
+    return True
 
 
 def _subject(job: db.Job) -> str:
@@ -216,6 +257,8 @@ def run_job(app, job: db.Job) -> str:
         handler(app, job)
     except Pending:
         return "waiting"
+    except LeaseLost:
+        return _lease_lost(job)
     except JobFailure as failure:
         return _retry_or_fail(app, job, failure)
     except UmsError as exc:
@@ -224,6 +267,16 @@ def run_job(app, job: db.Job) -> str:
         log.exception("%s: job %d crashed", _subject(job), job.id)
         return _retry_or_fail(app, job, JobFailure(f"{type(exc).__name__}: {exc}"))
     return "done"
+
+
+def _lease_lost(job: db.Job) -> str:
+    log.warning(
+        "%s: job %d (%s) was taken over by another node; this run is void",
+        _subject(job),
+        job.id,
+        job.kind,
+    )
+    return "lost"
 
 
 def run_job_now(app, job_id: int) -> str | None:
@@ -255,7 +308,9 @@ def run_due_jobs(
                 break
             if not start_job(app, job):
                 continue
+            app.node_state.begin(job.id, job.kind)
             outcome = run_job(app, job)
+            app.node_state.end(outcome)
             setattr(summary, outcome, getattr(summary, outcome) + 1)
         handled += len(jobs)
     app.fire("ums_queue_drained", ctx=PluginContext(app))
@@ -272,7 +327,7 @@ def retry_job(job_id: int) -> db.Job:
             raise UmsError(f"job {job_id} is already done")
         attempts = 0 if job.state == "failed" else job.attempts
         db.Job.update(
-            state="queued", due_at=db.utcnow(), attempts=attempts, lease_owner=None
+            state="queued", due_at=db.db_now(), attempts=attempts, lease_owner=None
         ).where(db.Job.id == job_id).execute()
     log.info("%s: job %d queued again by the admin", _subject(job), job_id)
     return db.Job.get_by_id(job_id)

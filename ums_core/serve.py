@@ -7,6 +7,8 @@ import signal
 import threading
 
 from . import db
+from .db import reset_connection
+from .nodes import Heartbeat
 from .queue import release_dead_leases, run_due_jobs
 from .spool import scan_spool
 
@@ -40,6 +42,8 @@ class Server:
         mode = self.app.config.get("mode")
         log.info("ums serve started on %s (mode %s)", self.app.node, mode)
         release_dead_leases(self.app)
+        heartbeat = Heartbeat(self.app)
+        heartbeat.start()
         gateway = self.gateway = self.start_gateway()
         self.start_services()
         cycles = 0
@@ -54,6 +58,7 @@ class Server:
             if gateway is not None:
                 gateway.stop()
             self.stop_services()
+            heartbeat.stop()
         log.info("ums serve stopped")
 
     def start_services(self) -> None:
@@ -93,6 +98,7 @@ class Server:
             run_due_jobs(self.app, should_stop=self.stopping.is_set)
         except Exception:  # keep serving; the failed step is retried next cycle
             log.exception("serve cycle failed; retrying in the next cycle")
+            reset_connection(self.app.database)
             self.holding_jobs = True
 
     def release_own_jobs(self) -> None:

@@ -27,6 +27,7 @@ import stat
 
 import attrs
 
+from . import db
 from .content import fsync_dir
 from .errors import BusyError, UmsError
 from .intake import receive_message
@@ -86,6 +87,18 @@ def scan_spool(app, limit: int = 1000) -> list[SpoolOutcome]:
     return [take_entry(app, name[: -len(".json")]) for name in names]
 
 
+def spool_ref(app, name: str) -> str:
+    """Return the source reference of spool entry NAME.
+
+    On PostgreSQL several nodes share the messages table while each has its
+    own spool, whose writers may reuse names: the node's host and instance
+    folder make the reference unique.
+    """
+    if db.is_postgresql(app.database):
+        return f"spool:{name}|{app.origin}"
+    return "spool:" + name
+
+
 def take_entry(app, name: str) -> SpoolOutcome:
     """Commit the spool entry NAME, or move it aside with the reason.
 
@@ -98,7 +111,7 @@ def take_entry(app, name: str) -> SpoolOutcome:
     try:
         meta = _read_meta(meta_path)
         incoming, content = _incoming_from_meta(meta, new)
-        ref = "spool:" + name
+        ref = spool_ref(app, name)
         message_id = receive_message(app, incoming, run_now=False, source_ref=ref)
     except BusyError as exc:
         log.warning("spool entry %s left for later: %s", name, exc.message)

@@ -1,4 +1,4 @@
-"""What ``ums status`` shows: mode, features, mail server, queue, plugins."""
+"""What ``ums status`` shows: mode, features, mail server, queue, nodes, plugins."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 import peewee as pw
 
 from . import db
+from .nodes import describe_node, live_nodes
 
 
 def feature_states(config) -> dict:
@@ -61,6 +62,12 @@ def queue_depth() -> dict:
     return {row.state: row.n for row in query}
 
 
+def node_summaries(config) -> list[dict]:
+    """Return the live nodes (fresh heartbeat) and what each is doing."""
+    now = db.db_now()
+    return [describe_node(node, now) for node in live_nodes(config)]
+
+
 def collect_status(app, probe: bool = True) -> dict:
     """Return the whole status as a JSON-able dict."""
     config = app.config
@@ -76,5 +83,7 @@ def collect_status(app, probe: bool = True) -> dict:
         },
         "queue": queue_depth(),
         "messages": db.Message.select().count(),
+        "database": "postgresql" if db.is_postgresql() else "sqlite",
+        "nodes": node_summaries(config),
         "active_plugins": app.active_names(),
     }

@@ -39,7 +39,9 @@ SECONDS_PER_PAGE = 20.0
 
 def outbox_folder(ctx, part: str) -> str:
     """Return (and create) the outbox sub-folder PART."""
-    base = ctx.config.get("transmit.outbox") or os.path.join(ctx.home, "outbox")
+    base = ctx.config.get("transmit.outbox") or os.path.join(
+        ctx.content_folder, "outbox"
+    )
     path = os.path.join(base, part)
     os.makedirs(path, mode=0o700, exist_ok=True)
     return path

@@ -368,5 +368,5 @@ def describe_voice_message(app, row: db.Message) -> dict:
         "caller_name": row.sender_name,
         "received_at": row.received_at.isoformat(),
         "duration": row.duration,
-        "content_path": app.path(row.content_name),
+        "content_path": app.content_path(row.content_name),
     }

@@ -23,6 +23,7 @@ from email.message import EmailMessage
 
 import attrs
 import pytest
+from conftest import init_options
 from PIL import Image, ImageDraw
 from pypdf import PdfReader
 
@@ -101,7 +102,7 @@ def run_ums(home: str, *args: str) -> str:
 
 def configure_ums(home: str, postfix: PostfixInstance) -> None:
     """Create the ums instance at HOME in mailserver mode behind POSTFIX."""
-    run_ums(home, "init")
+    run_ums(home, "init", *init_options(keep=True))
     run_ums(home, "mode", "mailserver")
     settings = {
         "smtp.host": "127.0.0.1",

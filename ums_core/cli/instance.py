@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import click
 
+from ..errors import UmsError
 from . import CliState
 
 
 @click.command("init")
+@click.option(
+    "--database",
+    default="",
+    metavar="URL",
+    help="postgresql://… shared with other nodes (default: SQLite here).",
+)
 @click.pass_obj
-def init_command(state: CliState):
+def init_command(state: CliState, database):
     """Create an instance on the embedded default (local mode, no mail server)."""
     from ..app import App, create_instance, default_home
+    from ..config import parse_database
 
     home = state.home or default_home()
-    create_instance(home)
+    try:
+        database = parse_database(database)
+    except ValueError as exc:
+        raise UmsError(f"--database: {exc}") from None
+    create_instance(home, database)
     app = App.open(home, load_plugins=False)
     click.echo(f"Created an ums instance in {app.home}")
     click.echo("mode: local, info mails: off (no mail server needed)")

@@ -18,7 +18,7 @@ def _on_off(state: dict) -> str:
 @click.option("--no-probe", is_flag=True, help="Do not connect to the mail server.")
 @click.pass_obj
 def status_command(state: CliState, as_json, no_probe):
-    """Show mode, features, mail server, queue depth and active plugins."""
+    """Show mode, features, mail server, queue, live nodes and active plugins."""
     from ..status import collect_status
 
     status = collect_status(state.app(), probe=not no_probe)
@@ -37,6 +37,24 @@ def status_command(state: CliState, as_json, no_probe):
         ("mail server", f"{server['host'] or '-'}:{server['port']} {server['state']}"),
         ("queue", queue or "empty"),
         ("messages", status["messages"]),
+        ("database", status["database"]),
+        ("nodes", _nodes_line(status["nodes"])),
         ("active plugins", ", ".join(status["active_plugins"])),
     ):
         click.echo(f"{label + ':':<24}{value}")
+    for node in status["nodes"]:
+        click.echo(f"  {node['name']:<30}{_node_detail(node)}")
+
+
+def _nodes_line(nodes: list[dict]) -> str:
+    if not nodes:
+        return "none serving (no live 'ums serve')"
+    return f"{len(nodes)} live"
+
+
+def _node_detail(node: dict) -> str:
+    return (
+        f"{node['activity']}; {node['jobs_done']} done, {node['jobs_retried']}"
+        f" retried, {node['jobs_failed']} failed; heartbeat"
+        f" {node['heartbeat_age']:.0f}s ago"
+    )

@@ -173,7 +173,7 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
     }
     if len(known) == len(set(refs)):
         return [known[ref] for ref in refs]
-    stored = content.store_bytes(app.home, "content", envelope.raw, ".eml")
+    stored = content.store_bytes(app.content_root, "content", envelope.raw, ".eml")
     ids = []
     with db.write_transaction():
         for destination, ref in zip(envelope.destinations, refs, strict=True):
