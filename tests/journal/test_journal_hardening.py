@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import peewee as pw
 import pytest
 from ums_local_store.journal import auth, files
 from ums_local_store.retention import delete_message
@@ -31,7 +32,8 @@ def test_a_reused_message_id_never_shows_the_deleted_content(
     with open(stale + ".p1.png", "wb") as handle:  # a conversion that ended late
         handle.write(b"alice's old page")
     second = receive(journal_app, "fax", "+4989999999", content_path=samples["fax"])
-    assert second == first  # SQLite hands the id out again
+    if isinstance(db.database.obj, pw.SqliteDatabase):
+        assert second == first  # SQLite hands the id out again
     login(client, "fallback@example.test")
     page = client.get(f"/messages/{second}/page/1.png")
     assert page.status_code == 200 and page.data != b"alice's old page"
