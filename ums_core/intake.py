@@ -73,7 +73,7 @@ def receive_message(
     fields = _validate(app, incoming)
     stored = _store_content(app, incoming, fields)
     try:
-        row, job = _commit(app, incoming, fields, stored, source_ref)
+        row, job = _commit(app, incoming, fields, stored, source_ref, run_now)
     except peewee.IntegrityError:
         _discard(app, stored)
         existing = db.Message.get_or_none(db.Message.source_ref == source_ref)
@@ -98,9 +98,9 @@ def receive_message(
     app.fire("ums_message_received", message=message, ctx=ctx)
     app.fire("ums_message_routed", message=message, ctx=ctx)
     if run_now:
-        from .queue import run_job_now
+        from .queue import run_job
 
-        run_job_now(app, job.id)
+        run_job(app, job)
     return row.id
 
 
@@ -198,7 +198,10 @@ def _store_content(app, incoming, fields) -> content.StoredFile | None:
     return content.store_file(app.home, "content", incoming.content_path, extension)
 
 
-def _commit(app, incoming, fields, stored, source_ref):
+def _commit(app, incoming, fields, stored, source_ref, run_now=False):
+    from .queue import leased_job_fields
+
+    lease = leased_job_fields(app) if run_now else {}
     with db.write_transaction():
         route = resolve_route(app, fields["called"], fields["kind"])
         row = db.Message.create(
@@ -214,5 +217,5 @@ def _commit(app, incoming, fields, stored, source_ref):
             source_ref=source_ref,
             error="" if route.email else "no owner and no default_recipient set",
         )
-        job = db.Job.create(kind="deliver_message", message=row)
+        job = db.Job.create(kind="deliver_message", message=row, **lease)
     return row, job

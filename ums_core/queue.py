@@ -92,6 +92,20 @@ def claim_jobs(app, limit: int, only_id: int | None = None) -> list[db.Job]:
     return list(db.Job.select().where(db.Job.id.in_(ids)).order_by(db.Job.id))
 
 
+def leased_job_fields(app) -> dict:
+    """Return the fields of a job created already claimed and started by APP.
+
+    Intake uses them for the job it runs at once: the claim and the first
+    attempt are committed with the message instead of in two more commits.
+    """
+    return {
+        "state": "running",
+        "lease_owner": app.node,
+        "lease_expires": db.utcnow() + dt.timedelta(seconds=LEASE_SECONDS),
+        "attempts": 1,
+    }
+
+
 def start_job(app, job: db.Job) -> bool:
     """Renew JOB's lease and count the attempt; False when the lease was lost.
 
