@@ -22,11 +22,15 @@ __all__ = [
 WITHHELD = {"en": "Unknown caller", "de": "Unbekannter Anrufer"}
 
 
-def fax_to_pdf(path, out_path) -> int:
-    """Write the fax at PATH as a PDF to OUT_PATH; return its page count."""
+def fax_to_pdf(path, out_path, checked: bool = False) -> int:
+    """Write the fax at PATH as a PDF to OUT_PATH; return its page count.
+
+    Pass CHECKED for a message's content file: intake decoded every page of
+    it already, so it is not decoded again.
+    """
     from . import media
 
-    return media.fax_to_pdf(path, out_path)
+    return media.fax_to_pdf(path, out_path, checked=checked)
 
 
 def fax_to_tiff(path, out_path) -> int:

@@ -69,9 +69,13 @@ def probe_voice(path) -> MediaInfo:
     return MediaInfo("voice", "audio/wav", ".wav", None, duration, detail)
 
 
-def fax_to_pdf(path, out_path) -> int:
-    """Write a PDF of the fax at PATH to OUT_PATH and return its page count."""
-    info, pages = inspect_fax(path)
+def fax_to_pdf(path, out_path, checked: bool = False) -> int:
+    """Write a PDF of the fax at PATH to OUT_PATH and return its page count.
+
+    CHECKED says PATH already passed probe_fax (stored content): its pages
+    are then not decoded a second time.
+    """
+    info, pages = read_checked_fax(path) if checked else inspect_fax(path)
     if pages is None:
         copy_atomically(path, out_path)
     else:
@@ -111,6 +115,19 @@ def inspect_fax(path) -> tuple[MediaInfo, list[media_fax.FaxPage] | None]:
             "wrap it with fax2tiff"
         )
     raise MediaError(f"not a fax: {describe_content(head)}; a fax is a TIFF or PDF")
+
+
+def read_checked_fax(path) -> tuple[MediaInfo, list[media_fax.FaxPage] | None]:
+    """Return what inspect_fax returns for a fax it passed before, decoding nothing."""
+    head, _ = read_head(path, "not a fax")
+    if head[:4] not in TIFF_MAGICS:
+        return inspect_fax(path)
+    try:
+        pages = media_fax.read_tiff_pages(path)
+    except OSError as exc:
+        raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    detail = media_fax.describe_tiff(pages)
+    return MediaInfo("fax", "image/tiff", ".tif", len(pages), None, detail), pages
 
 
 def read_head(path, refusal: str) -> tuple[bytes, int]:
