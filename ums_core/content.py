@@ -49,12 +49,19 @@ def store_file(home: str, area: str, source: str, extension: str) -> StoredFile:
 
 def store_bytes(home: str, area: str, data: bytes, extension: str) -> StoredFile:
     """Write DATA into the instance durably; return what was written."""
-    import io
+    return store_chunks(home, area, [data], extension)
 
-    return _write_stream(home, new_name(area, extension), io.BytesIO(data))
+
+def store_chunks(home: str, area: str, chunks, extension: str) -> StoredFile:
+    """Write the byte strings CHUNKS, one after the other, into the instance."""
+    return _write_chunks(home, new_name(area, extension), iter(chunks))
 
 
 def _write_stream(home: str, name: str, stream) -> StoredFile:
+    return _write_chunks(home, name, iter(lambda: stream.read(CHUNK), b""))
+
+
+def _write_chunks(home: str, name: str, chunks) -> StoredFile:
     final = os.path.join(home, name)
     folder = os.path.dirname(final)
     os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -63,7 +70,7 @@ def _write_stream(home: str, name: str, stream) -> StoredFile:
     size = 0
     try:
         with open(tmp, "xb") as out:
-            while chunk := stream.read(CHUNK):
+            for chunk in chunks:
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)

@@ -159,18 +159,20 @@ def _forget_secret_mail(app, row: db.Mail) -> None:
 
 
 def _load_mail(app, row: db.Mail) -> Mail:
+    """Return the queued e-mail of ROW; its wire form stays in its file."""
+    path = app.path(row.path)
     try:
-        with open(app.path(row.path), "rb") as handle:
-            data = handle.read()
+        with open(path, "rb"):
+            pass
     except OSError as exc:
         raise JobFailure(f"mail file {row.path} unreadable: {exc}", permanent=True)
     return Mail(
         id=row.id,
         sender=row.sender,
         recipients=tuple(row.recipients.split("\n")),
-        data=data,
         message_id=row.msgid,
         message=row.message_id,
+        path=path,
     )
 
 

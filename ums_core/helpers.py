@@ -8,6 +8,7 @@ import unicodedata
 
 __all__ = [
     "ascii_file_name",
+    "attach_file",
     "template_environment",
     "caller_label",
     "fax_to_pdf",
@@ -52,6 +53,18 @@ def probe_voice(path):
     from . import media
 
     return media.probe_voice(path)
+
+
+def attach_file(mail, path, maintype: str, subtype: str, filename: str) -> None:
+    """Attach the file PATH to MAIL without reading it into memory.
+
+    The part is written base64 straight from the file when the core queues
+    the e-mail, in pieces, so a 60-minute recording or a 50 MiB PDF never
+    sits in memory whole. PATH must still exist when the hook returns.
+    """
+    from .mailqueue import attach_streamed
+
+    attach_streamed(mail, path, maintype, subtype, filename)
 
 
 def withheld_label(language: str) -> str:

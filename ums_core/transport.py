@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -16,6 +17,8 @@ from .model import Mail, SendResult
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 20.0
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 class SmtpTransport:
@@ -32,7 +35,8 @@ class SmtpTransport:
             return SendResult(False, False, None, "no mail server set (smtp.host)")
         try:
             smtp = self._connection()
-            refused = smtp.sendmail(mail.sender, list(mail.recipients), mail.data)
+            with mail.open() as stream:
+                refused = send_stream(smtp, mail.sender, list(mail.recipients), stream)
         except smtplib.SMTPRecipientsRefused as exc:
             return self._refused(exc.recipients)
         except smtplib.SMTPAuthenticationError as exc:
@@ -132,6 +136,71 @@ class SmtpTransport:
             self._smtp.rset()
         except (smtplib.SMTPException, OSError):
             self.close()
+
+
+def send_stream(smtp: smtplib.SMTP, sender: str, recipients: list, stream) -> dict:
+    """Send the CRLF wire form in the binary STREAM like ``smtp.sendmail``.
+
+    The data goes out in pieces, dot-stuffed, so the e-mail is never in
+    memory whole. Returns the refused recipients; raises what sendmail raises.
+    """
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(sender)
+    if code != 250:
+        _reset_quietly(smtp, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    refused = {}
+    for rcpt in recipients:
+        code, reply = smtp.rcpt(rcpt)
+        if code not in (250, 251):
+            refused[rcpt] = (code, reply)
+        if code == 421:
+            smtp.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(recipients):
+        smtp.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, reply = smtp.docmd("data")
+    if code != 354:
+        _reset_quietly(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    for piece in stuffed_pieces(stream):
+        smtp.send(piece)
+    code, reply = smtp.getreply()
+    if code != 250:
+        _reset_quietly(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
+def _reset_quietly(smtp: smtplib.SMTP, code: int) -> None:
+    if code == 421:
+        smtp.close()
+    else:
+        smtp.rset()
+
+
+def stuffed_pieces(stream, size: int = 1 << 20):
+    """Yield the DATA of STREAM: CRLF line ends, leading dots doubled, final dot.
+
+    Pieces are cut after a line feed, so every piece starts a line; a lone CR
+    or LF becomes CRLF, as smtplib does for text.
+    """
+    rest = b""
+    while chunk := stream.read(size):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        data, rest = data[:cut], data[cut:]
+        if data:
+            yield _stuff(data)
+    if rest:
+        yield _stuff(rest[:-1] if rest.endswith(b"\r") else rest) + b"\r\n"
+    yield b".\r\n"
+
+
+def _stuff(data: bytes) -> bytes:
+    """Return DATA with CRLF line ends and a dot doubled where a line starts."""
+    return _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", data))
 
 
 def _result_for_code(code: int, text: str) -> SendResult:

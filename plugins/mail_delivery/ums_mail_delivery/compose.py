@@ -11,6 +11,7 @@ from email.utils import format_datetime
 
 from ums_core.helpers import (
     ascii_file_name,
+    attach_file,
     caller_label,
     fax_to_pdf,
     fax_to_tiff,
@@ -105,23 +106,31 @@ def _attach_content(mail: EmailMessage, message, ctx, values) -> None:
     who = (message.sender or "unknown").lstrip("+")
     if message.kind == "voice":
         name = ascii_file_name("voice", stamp, who, extension=".wav")
-        _attach_file(mail, message.content_path, "audio", "wav", name)
+        attach_file(mail, message.content_path, "audio", "wav", name)
         return
     wanted = ctx.config.get("fax.attachment_format")
     if wanted in ("pdf", "both"):
         name = ascii_file_name("fax", stamp, who, extension=".pdf")
-        _attach_converted(mail, message.content_path, fax_to_pdf, "pdf", name)
+        _attach_fax(mail, message, "application/pdf", _convert_to_pdf, name)
     if wanted in ("tiff", "both"):
         name = ascii_file_name("fax", stamp, who, extension=".tif")
-        _attach_converted(mail, message.content_path, fax_to_tiff, "tiff", name)
+        _attach_fax(mail, message, "image/tiff", fax_to_tiff, name)
 
 
-def _attach_converted(mail, source, convert, subtype, name) -> None:
-    maintype = "application" if subtype == "pdf" else "image"
+def _attach_fax(mail, message, content_type, convert, name) -> None:
+    """Attach the fax as CONTENT_TYPE: the stored file itself, or converted."""
+    maintype, subtype = content_type.split("/")
+    if message.content_type == content_type:
+        attach_file(mail, message.content_path, maintype, subtype, name)
+        return
     with tempfile.TemporaryDirectory(prefix="ums-") as folder:
         target = os.path.join(folder, name)
-        convert(source, target)
+        convert(message.content_path, target)
         _attach_file(mail, target, maintype, subtype, name)
+
+
+def _convert_to_pdf(source, target) -> int:
+    return fax_to_pdf(source, target, checked=True)
 
 
 def _attach_file(mail, path, maintype, subtype, name) -> None:
