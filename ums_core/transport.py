@@ -184,18 +184,21 @@ def stuffed_pieces(stream, size: int = 1 << 20):
     """Yield the DATA of STREAM: CRLF line ends, leading dots doubled, final dot.
 
     Pieces are cut after a line feed, so every piece starts a line; a lone CR
-    or LF becomes CRLF, as smtplib does for text.
+    or LF becomes CRLF, as smtplib does for text. The final dot goes out with
+    the last piece: sent alone, it would wait for a delayed ACK (Nagle).
     """
-    rest = b""
+    rest, ready = b"", b""
     while chunk := stream.read(size):
         data = rest + chunk
         cut = data.rfind(b"\n") + 1
         data, rest = data[:cut], data[cut:]
         if data:
-            yield _stuff(data)
+            if ready:
+                yield ready
+            ready = _stuff(data)
     if rest:
-        yield _stuff(rest[:-1] if rest.endswith(b"\r") else rest) + b"\r\n"
-    yield b".\r\n"
+        ready += _stuff(rest[:-1] if rest.endswith(b"\r") else rest) + b"\r\n"
+    yield ready + b".\r\n"
 
 
 def _stuff(data: bytes) -> bytes:
