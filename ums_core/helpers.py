@@ -11,6 +11,7 @@ __all__ = [
     "attach_file",
     "template_environment",
     "caller_label",
+    "fax_pdf_data",
     "fax_to_pdf",
     "fax_to_tiff",
     "header_text",
@@ -34,6 +35,17 @@ def fax_to_pdf(path, out_path, checked: bool = False) -> int:
     return media.fax_to_pdf(path, out_path, checked=checked)
 
 
+def fax_pdf_data(path) -> bytes | None:
+    """Return the PDF of a message's TIFF fax at PATH, None if it is a PDF.
+
+    For content files only: intake decoded every page of them already.
+    """
+    from . import media
+
+    converted = media.checked_fax_pdf(path)
+    return converted[0] if converted else None
+
+
 def fax_to_tiff(path, out_path) -> int:
     """Write the fax at PATH as a multi-page TIFF to OUT_PATH; return its pages."""
     from . import media
@@ -55,16 +67,17 @@ def probe_voice(path):
     return media.probe_voice(path)
 
 
-def attach_file(mail, path, maintype: str, subtype: str, filename: str) -> None:
-    """Attach the file PATH to MAIL without reading it into memory.
+def attach_file(mail, source, maintype: str, subtype: str, filename: str) -> None:
+    """Attach SOURCE (a file path, or bytes) to MAIL, base64, encoded late.
 
     The part is written base64 straight from the file when the core queues
     the e-mail, in pieces, so a 60-minute recording or a 50 MiB PDF never
-    sits in memory whole. PATH must still exist when the hook returns.
+    sits in memory whole (and bytes skip the email generator's line work).
+    A file must still exist when the hook returns.
     """
     from .mailqueue import attach_streamed
 
-    attach_streamed(mail, path, maintype, subtype, filename)
+    attach_streamed(mail, source, maintype, subtype, filename)
 
 
 def withheld_label(language: str) -> str:

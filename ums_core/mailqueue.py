@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import secrets
@@ -25,25 +26,27 @@ STREAM_MARK = "ums-streamed-part-"
 class StreamedWire:
     """The wire form of an e-mail whose big parts are still files.
 
-    TEMPLATE is the serialised e-mail with a marker line where each file's
-    base64 goes; FILES maps each marker to its file.
+    TEMPLATE is the serialised e-mail with a marker line where each part's
+    base64 goes; FILES maps each marker to its file (or bytes).
     """
 
     template: bytes
     files: dict
 
 
-def attach_streamed(mail: EmailMessage, path, maintype, subtype, filename) -> None:
-    """Attach PATH to MAIL as a base64 part filled in from the file at queueing."""
-    if not os.path.isfile(path):
-        raise UmsError(f"cannot attach {path}: no such file")
+def attach_streamed(mail: EmailMessage, source, maintype, subtype, filename) -> None:
+    """Attach SOURCE (a path or bytes) to MAIL as base64 filled in at queueing."""
+    if not isinstance(source, bytes):
+        source = os.fspath(source)
+        if not os.path.isfile(source):
+            raise UmsError(f"cannot attach {source}: no such file")
     mail.add_attachment(
         b"", maintype=maintype, subtype=subtype, filename=filename, cte="base64"
     )
     part = mail.get_payload()[-1]
     marker = STREAM_MARK + secrets.token_hex(16)
     part.set_payload(marker)
-    part.ums_stream_source = (marker, os.fspath(path))
+    part.ums_stream_source = (marker, source)
 
 
 def _streamed_files(mail: EmailMessage) -> dict:
@@ -61,19 +64,20 @@ def iter_wire(wire):
         yield wire
         return
     rest = wire.template
-    for marker, path in wire.files.items():
+    for marker, source in wire.files.items():
         before, found, rest = rest.partition(marker)
         if not found:
-            raise UmsError(f"the e-mail lost the place of the attachment {path}")
+            raise UmsError("the e-mail lost the place of an attachment")
         yield before
-        yield from _base64_lines(path)
+        yield from _base64_lines(source)
     yield rest
 
 
-def _base64_lines(path):
-    """Yield the base64 of the file PATH in CRLF lines, no line end at the end."""
+def _base64_lines(source):
+    """Yield the base64 of SOURCE (path or bytes) in CRLF lines, no final CRLF."""
     pending = b""
-    with open(path, "rb") as stream:
+    opened = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    with opened as stream:
         while chunk := stream.read(BASE64_CHUNK):
             if pending:
                 yield pending + b"\r\n"

@@ -72,10 +72,13 @@ def probe_voice(path) -> MediaInfo:
 def fax_to_pdf(path, out_path, checked: bool = False) -> int:
     """Write a PDF of the fax at PATH to OUT_PATH and return its page count.
 
-    CHECKED says PATH already passed probe_fax (stored content): its pages
-    are then not decoded a second time.
+    CHECKED says PATH already passed probe_fax (see checked_fax_pdf).
     """
-    info, pages = read_checked_fax(path) if checked else inspect_fax(path)
+    converted = checked_fax_pdf(path) if checked else None
+    if converted is not None:
+        write_atomically(out_path, converted[0])
+        return converted[1]
+    info, pages = inspect_fax(path)
     if pages is None:
         copy_atomically(path, out_path)
     else:
@@ -117,17 +120,23 @@ def inspect_fax(path) -> tuple[MediaInfo, list[media_fax.FaxPage] | None]:
     raise MediaError(f"not a fax: {describe_content(head)}; a fax is a TIFF or PDF")
 
 
-def read_checked_fax(path) -> tuple[MediaInfo, list[media_fax.FaxPage] | None]:
-    """Return what inspect_fax returns for a fax it passed before, decoding nothing."""
-    head, _ = read_head(path, "not a fax")
-    if head[:4] not in TIFF_MAGICS:
-        return inspect_fax(path)
+def checked_fax_pdf(path) -> tuple[bytes, int] | None:
+    """Return the PDF of the checked TIFF fax at PATH and its page count.
+
+    None when the fax is a PDF already. Checked means PATH passed probe_fax
+    (a message's content file): its pages are not decoded a second time.
+    """
+    if not is_tiff(path):
+        return None
     try:
-        pages = media_fax.read_tiff_pages(path)
+        return media_fax.convert_checked_tiff_to_pdf(path)
     except OSError as exc:
         raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    detail = media_fax.describe_tiff(pages)
-    return MediaInfo("fax", "image/tiff", ".tif", len(pages), None, detail), pages
+
+
+def is_tiff(path) -> bool:
+    """Tell whether the file at PATH starts like a TIFF."""
+    return read_head(path, "not a fax")[0][:4] in TIFF_MAGICS
 
 
 def read_head(path, refusal: str) -> tuple[bytes, int]:

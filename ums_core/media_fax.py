@@ -148,24 +148,6 @@ def check_tiff_page(image, index: int, path, file_size: int) -> FaxPage:
     return FaxPage(image.width, image.height, describe_coding(tags), dpi, assumed)
 
 
-def read_tiff_pages(path) -> list[FaxPage]:
-    """Return what each page of a TIFF already checked by inspect_tiff is.
-
-    Only the tags are read; no page is decoded again.
-    """
-    try:
-        with Image.open(path) as image:
-            pages = []
-            for index in range(image.n_frames):
-                image.seek(index)
-                dpi, assumed = read_page_dpi(image.tag_v2, image.size)
-                coding = describe_coding(image.tag_v2)
-                pages.append(FaxPage(image.width, image.height, coding, dpi, assumed))
-            return pages
-    except PIL_ERRORS as exc:
-        raise MediaError(f"not a fax: the TIFF structure is damaged ({exc})") from exc
-
-
 def check_strip_table(tags, number: int, file_size: int) -> None:
     """Refuse a page whose strips are missing or lie beyond the end of the file.
 
@@ -295,9 +277,10 @@ def embed_g3_pages(data: bytes, pages: list[FaxPage]) -> bytes | None:
     """
     try:
         with Image.open(io.BytesIO(data)) as image:
-            streams = [
-                read_g3_strips(image, index, data) for index in range(len(pages))
-            ]
+            streams = []
+            for index in range(len(pages)):
+                image.seek(index)
+                streams.append(read_g3_strips(image.tag_v2, data))
     except PIL_ERRORS:
         return None
     if any(stream is None for stream in streams):
@@ -305,10 +288,32 @@ def embed_g3_pages(data: bytes, pages: list[FaxPage]) -> bytes | None:
     return write_ccitt_pdf(list(zip(pages, streams, strict=True)))
 
 
-def read_g3_strips(image, index: int, data: bytes) -> tuple[bytes, bool] | None:
-    """Return the coded rows of page INDEX and whether 1 bits are black."""
-    image.seek(index)
-    tags = image.tag_v2
+def convert_checked_tiff_to_pdf(path) -> tuple[bytes, int]:
+    """Return a PDF of a TIFF that inspect_tiff passed before, and its pages.
+
+    Its pages are not decoded again: G3 1-D pages go in as they are, others
+    through img2pdf.
+    """
+    with open(path, "rb") as stream:
+        data = stream.read()
+    pages, streams = [], []
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            for index in range(image.n_frames):
+                image.seek(index)
+                dpi, assumed = read_page_dpi(image.tag_v2, image.size)
+                coding = describe_coding(image.tag_v2)
+                pages.append(FaxPage(image.width, image.height, coding, dpi, assumed))
+                streams.append(read_g3_strips(image.tag_v2, data))
+    except PIL_ERRORS as exc:
+        raise MediaError(f"not a fax: the TIFF structure is damaged ({exc})") from exc
+    if all(stream is not None for stream in streams):
+        return write_ccitt_pdf(list(zip(pages, streams, strict=True))), len(pages)
+    return convert_tiff_to_pdf(path, pages), len(pages)
+
+
+def read_g3_strips(tags, data: bytes) -> tuple[bytes, bool] | None:
+    """Return the coded rows of the page with TAGS and whether 1 bits are black."""
     plain = (
         tags.get(TAG_COMPRESSION) == 3
         and not tags.get(TAG_T4_OPTIONS, 0) & T4_2D_ENCODING

@@ -13,7 +13,7 @@ from ums_core.helpers import (
     ascii_file_name,
     attach_file,
     caller_label,
-    fax_to_pdf,
+    fax_pdf_data,
     fax_to_tiff,
     header_text,
     set_text_body,
@@ -111,10 +111,10 @@ def _attach_content(mail: EmailMessage, message, ctx, values) -> None:
     wanted = ctx.config.get("fax.attachment_format")
     if wanted in ("pdf", "both"):
         name = ascii_file_name("fax", stamp, who, extension=".pdf")
-        _attach_fax(mail, message, "application/pdf", _convert_to_pdf, name)
+        _attach_fax(mail, message, "application/pdf", fax_pdf_data, name)
     if wanted in ("tiff", "both"):
         name = ascii_file_name("fax", stamp, who, extension=".tif")
-        _attach_fax(mail, message, "image/tiff", fax_to_tiff, name)
+        _attach_fax(mail, message, "image/tiff", _convert_to_tiff, name)
 
 
 def _attach_fax(mail, message, content_type, convert, name) -> None:
@@ -123,17 +123,13 @@ def _attach_fax(mail, message, content_type, convert, name) -> None:
     if message.content_type == content_type:
         attach_file(mail, message.content_path, maintype, subtype, name)
         return
+    data = convert(message.content_path)
+    attach_file(mail, data, maintype, subtype, name)
+
+
+def _convert_to_tiff(source) -> bytes:
     with tempfile.TemporaryDirectory(prefix="ums-") as folder:
-        target = os.path.join(folder, name)
-        convert(message.content_path, target)
-        _attach_file(mail, target, maintype, subtype, name)
-
-
-def _convert_to_pdf(source, target) -> int:
-    return fax_to_pdf(source, target, checked=True)
-
-
-def _attach_file(mail, path, maintype, subtype, name) -> None:
-    with open(path, "rb") as handle:
-        data = handle.read()
-    mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+        target = os.path.join(folder, "fax.tif")
+        fax_to_tiff(source, target)
+        with open(target, "rb") as handle:
+            return handle.read()
