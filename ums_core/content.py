@@ -40,11 +40,22 @@ def new_name(area: str, extension: str, now: dt.datetime | None = None) -> str:
     return os.path.join(area, now.strftime("%Y/%m/%d"), token + extension)
 
 
-def store_file(home: str, area: str, source: str, extension: str) -> StoredFile:
-    """Copy SOURCE into the instance durably (temp name, fsync, rename)."""
+def store_file(
+    home: str, area: str, source: str, extension: str, sync_folder: bool = True
+) -> StoredFile:
+    """Copy SOURCE into the instance durably (temp name, fsync, rename).
+
+    Without SYNC_FOLDER the caller fsyncs the folder (see folder_of), once
+    for a group of files, before it commits them.
+    """
     name = new_name(area, extension)
     with open(source, "rb") as handle:
-        return _write_stream(home, name, handle)
+        return _write_stream(home, name, handle, sync_folder)
+
+
+def folder_of(home: str, stored: StoredFile) -> str:
+    """Return the folder that holds the stored file."""
+    return os.path.dirname(os.path.join(home, stored.name))
 
 
 def store_bytes(home: str, area: str, data: bytes, extension: str) -> StoredFile:
@@ -57,11 +68,12 @@ def store_chunks(home: str, area: str, chunks, extension: str) -> StoredFile:
     return _write_chunks(home, new_name(area, extension), iter(chunks))
 
 
-def _write_stream(home: str, name: str, stream) -> StoredFile:
-    return _write_chunks(home, name, iter(lambda: stream.read(CHUNK), b""))
+def _write_stream(home: str, name: str, stream, sync_folder=True) -> StoredFile:
+    chunks = iter(lambda: stream.read(CHUNK), b"")
+    return _write_chunks(home, name, chunks, sync_folder)
 
 
-def _write_chunks(home: str, name: str, chunks) -> StoredFile:
+def _write_chunks(home: str, name: str, chunks, sync_folder=True) -> StoredFile:
     final = os.path.join(home, name)
     folder = os.path.dirname(final)
     os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -77,7 +89,8 @@ def _write_chunks(home: str, name: str, chunks) -> StoredFile:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, final)
-        fsync_dir(folder)
+        if sync_folder:
+            fsync_dir(folder)
     except OSError as exc:
         _remove_quietly(tmp)
         raise UmsError(f"cannot write {name}: {exc.strerror or exc}") from None

@@ -54,6 +54,43 @@ def _deliver_locally(app, job: db.Job, row: db.Message) -> None:
         _report_stored(app, row, *stored)
 
 
+def deliver_group(app, jobs: list[db.Job]) -> None:
+    """Run the first jobs of a group; local deliveries end in one commit.
+
+    Each local message is handed to the archive plugins (each fsyncs what
+    it writes); then the records, states and jobs of all of them are
+    committed together, and only then are the plugins told.
+    """
+    from .queue import run_job
+
+    local = [job for job in jobs if _stays_local(job.message)]
+    stored: list = []
+
+    def store_step(app, job):
+        row = job.message
+        found = None if row.archive_ref else _store_in_archives(app, row, True)
+        stored.append((job, row, found))
+
+    for job in local:
+        run_job(app, job, handler=store_step)
+    with db.write_transaction():
+        for job, row, found in stored:
+            if found is not None:
+                _record_archive_ref(row)
+            _set_state(row, "stored")
+            finish_job(job)
+    for _, row, found in stored:
+        if found is not None:
+            _report_stored(app, row, *found)
+    for job in jobs:
+        if job not in local:
+            run_job(app, job)
+
+
+def _stays_local(row: db.Message) -> bool:
+    return row.location == "local" and row.recipient is not None
+
+
 def _route_again(app, row: db.Message) -> None:
     route = resolve_route(app, row.called, row.kind)
     if route.email is None:

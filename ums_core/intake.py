@@ -86,6 +86,16 @@ def receive_message(
         raise BusyError(
             f"the database is busy ({exc}); nothing was stored", hint="try again"
         ) from None
+    announce_received(app, row)
+    if run_now:
+        from .queue import run_job
+
+        run_job(app, job)
+    return row.id
+
+
+def announce_received(app, row) -> None:
+    """Log the committed message ROW and tell the plugins it was received."""
     ctx = PluginContext(app)
     message = to_model(app, row)
     log.info(
@@ -97,11 +107,6 @@ def receive_message(
     )
     app.fire("ums_message_received", message=message, ctx=ctx)
     app.fire("ums_message_routed", message=message, ctx=ctx)
-    if run_now:
-        from .queue import run_job
-
-        run_job(app, job)
-    return row.id
 
 
 def _validate(app, incoming: IncomingMessage) -> dict:
@@ -191,11 +196,13 @@ def _probe_content(app, incoming: IncomingMessage) -> dict:
     }
 
 
-def _store_content(app, incoming, fields) -> content.StoredFile | None:
+def _store_content(app, incoming, fields, sync_folder=True):
     if incoming.kind == "sms":
         return None
     extension = fields.pop("extension")
-    return content.store_file(app.home, "content", incoming.content_path, extension)
+    return content.store_file(
+        app.home, "content", incoming.content_path, extension, sync_folder
+    )
 
 
 def _commit(app, incoming, fields, stored, source_ref, run_now=False):
@@ -203,19 +210,24 @@ def _commit(app, incoming, fields, stored, source_ref, run_now=False):
 
     lease = leased_job_fields(app) if run_now else {}
     with db.write_transaction():
-        route = resolve_route(app, fields["called"], fields["kind"])
-        row = db.Message.create(
-            **fields,
-            direction="inbound",
-            recipient=route.email,
-            default_recipient=route.default_recipient,
-            location=route.location,
-            state="received" if route.email else "held",
-            content_name=stored.name if stored else None,
-            content_size=stored.size if stored else 0,
-            content_sha256=stored.sha256 if stored else None,
-            source_ref=source_ref,
-            error="" if route.email else "no owner and no default_recipient set",
-        )
-        job = db.Job.create(kind="deliver_message", message=row, **lease)
+        return insert_message(app, fields, stored, source_ref, lease)
+
+
+def insert_message(app, fields, stored, source_ref, lease):
+    """Insert the message row and its first job (inside the caller's transaction)."""
+    route = resolve_route(app, fields["called"], fields["kind"])
+    row = db.Message.create(
+        **fields,
+        direction="inbound",
+        recipient=route.email,
+        default_recipient=route.default_recipient,
+        location=route.location,
+        state="received" if route.email else "held",
+        content_name=stored.name if stored else None,
+        content_size=stored.size if stored else 0,
+        content_sha256=stored.sha256 if stored else None,
+        source_ref=source_ref,
+        error="" if route.email else "no owner and no default_recipient set",
+    )
+    job = db.Job.create(kind="deliver_message", message=row, **lease)
     return row, job

@@ -219,11 +219,14 @@ def _subject(job: db.Job) -> str:
     return f"mail {job.mail_id}"
 
 
-def run_job(app, job: db.Job) -> str:
-    """Run one claimed job; return 'done', 'retried', 'waiting' or 'failed'."""
+def run_job(app, job: db.Job, handler=None) -> str:
+    """Run one claimed job; return 'done', 'retried', 'waiting' or 'failed'.
+
+    HANDLER replaces the job kind's handler (a group runs one step of it).
+    """
     from .outbound import Pending
 
-    handler = _handlers().get(job.kind)
+    handler = handler or _handlers().get(job.kind)
     try:
         if handler is None:
             raise JobFailure(f"no handler for job kind {job.kind!r}", permanent=True)
