@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
 from email import policy
 from email.parser import BytesHeaderParser
 
@@ -165,41 +166,33 @@ def _source_ref(envelope: Envelope, destination) -> str:
 
 
 def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int]:
-    """Store the e-mail and one outbound message plus job per destination."""
+    """Store the e-mail and one outbound message plus job per destination.
+
+    The e-mail is written first; a true retry of a mail already committed
+    finds its messages inside the transaction, and the new copy is removed.
+    """
     refs = [_source_ref(envelope, d) for d in envelope.destinations]
-    known = {
-        row.source_ref: row.id
-        for row in db.Message.select().where(db.Message.source_ref.in_(refs))
-    }
-    if len(known) == len(set(refs)):
-        return [known[ref] for ref in refs]
     stored = content.store_bytes(app.home, "content", envelope.raw, ".eml")
-    ids = []
+    created = []
     with db.write_transaction():
-        for destination, ref in zip(envelope.destinations, refs, strict=True):
-            existing = db.Message.get_or_none(db.Message.source_ref == ref)
-            if existing is not None:
-                ids.append(existing.id)
-                continue
-            row = db.Message.create(
-                kind=destination.kind,
-                direction="outbound",
-                called=destination.number,
-                sender_raw=header_text(envelope.mail_from, 200),
-                station_id=destination.subaddress,
-                received_at=db.utcnow(),
-                recipient=user.email,
-                location=app.config.get("mode"),
-                state="received",
-                subject=subject,
-                source_name=stored.name,
-                source_ref=ref,
+        known = {
+            row.source_ref: row.id
+            for row in db.Message.select(db.Message.id, db.Message.source_ref).where(
+                db.Message.source_ref.in_(refs)
             )
-            db.Job.create(kind="prepare_outgoing", message=row)
-            ids.append(row.id)
+        }
+        for destination, ref in zip(envelope.destinations, refs, strict=True):
+            if ref in known:
+                continue
+            row = _create_outgoing(
+                app, envelope, user, destination, ref, subject, stored.name
+            )
+            known[ref] = row.id
+            created.append(row)
+    if not created:
+        _remove_copy(app, stored)
     ctx = PluginContext(app)
-    for message_id in ids:
-        row = db.Message.get_by_id(message_id)
+    for row in created:
         log.info(
             "msg %d: outbound %s from %s to %s accepted",
             row.id,
@@ -208,4 +201,34 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
             row.called,
         )
         app.fire("ums_outgoing_accepted", message=to_model(app, row), ctx=ctx)
-    return ids
+    return [known[ref] for ref in refs]
+
+
+def _create_outgoing(app, envelope, user, destination, ref, subject, source):
+    """Insert one outbound message and its first job (in the caller's transaction).
+
+    SOURCE is the stored name of the e-mail.
+    """
+    row = db.Message.create(
+        kind=destination.kind,
+        direction="outbound",
+        called=destination.number,
+        sender_raw=header_text(envelope.mail_from, 200),
+        station_id=destination.subaddress,
+        received_at=db.utcnow(),
+        recipient=user.email,
+        location=app.config.get("mode"),
+        state="received",
+        subject=subject,
+        source_name=source,
+        source_ref=ref,
+    )
+    db.Job.create(kind="prepare_outgoing", message=row)
+    return row
+
+
+def _remove_copy(app, stored) -> None:
+    try:
+        os.unlink(app.path(stored.name))
+    except FileNotFoundError:
+        pass
