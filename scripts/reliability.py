@@ -251,10 +251,15 @@ def feed_cli(home, samples, token: str, kind: str, user: str) -> str:
 
 
 def count_pending(home: str) -> int:
-    """Return the jobs queued or running plus the spool entries not taken."""
+    """Return the jobs queued or running plus the spool entries not taken.
+
+    The spool is listed before the queue is read: an entry gone from the
+    spool was committed before it went, so the later read sees its job.
+    The other order misses entries taken between the two looks.
+    """
+    waiting = [n for n in os.listdir(spool_folder(home, "new")) if n.endswith(".json")]
     jobs = read_json(home, "queue", "list")
     busy = [job for job in jobs if job["state"] in ("queued", "running")]
-    waiting = [n for n in os.listdir(spool_folder(home, "new")) if n.endswith(".json")]
     return len(busy) + len(waiting)
 
 
