@@ -694,7 +694,7 @@ def bench_memory(root: str, port: int) -> dict:
     big = {"fax": os.path.join(root, "big.pdf"), "voice": os.path.join(root, "big.wav")}
     write_pdf(big["fax"], 50 * MIB)
     write_long_wav(big["voice"], 60)
-    worst = None
+    worst, each = None, {}
     for kind, path in big.items():
         size = os.path.getsize(path)
         peaks = []
@@ -704,6 +704,7 @@ def bench_memory(root: str, port: int) -> dict:
             shutil.rmtree(home)
         got = summarize(peaks)
         limit = 60 + 2 * size / MIB
+        each[kind] = {"peak": got["median"], "content": size / MIB, "limit": limit}
         if worst is None or got["median"] / limit > worst[0]["median"] / worst[1]:
             worst = (got, limit, size / MIB, kind)
     got, limit, size, kind = worst
@@ -711,6 +712,7 @@ def bench_memory(root: str, port: int) -> dict:
         "memory", got, "MiB", size, "≤ 60 MiB + 2 × content", got["median"] <= limit
     )
     figure["worst_case"] = kind
+    figure["cases"] = each
     return figure
 
 

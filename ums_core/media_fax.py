@@ -234,15 +234,20 @@ def describe_page_count(count: int) -> str:
 
 
 def inspect_pdf(path) -> tuple[int, str]:
-    """Return the page count and PDF version of the unencrypted PDF at PATH."""
+    """Return the page count and PDF version of the unencrypted PDF at PATH.
+
+    The file is read through an open handle, so pypdf reads only the objects
+    it needs (given a path, it reads the whole file into memory).
+    """
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted:
-            raise MediaError(
-                "not a fax: the PDF is encrypted; send it without a password"
-            )
-        count = len(reader.pages)
-        version = reader.pdf_header.removeprefix("%PDF-")
+        with open(path, "rb") as stream:
+            reader = PdfReader(stream)
+            if reader.is_encrypted:
+                raise MediaError(
+                    "not a fax: the PDF is encrypted; send it without a password"
+                )
+            count = len(reader.pages)
+            version = reader.pdf_header.removeprefix("%PDF-")
     except PDF_ERRORS as exc:
         raise MediaError(f"not a fax: the PDF cannot be read ({exc})") from exc
     if count == 0:
