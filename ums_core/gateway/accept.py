@@ -153,13 +153,14 @@ def delete_unknown(app, envelope: Envelope, recipients: list[str], subject: str)
     )
 
 
-def _source_ref(envelope: Envelope, destination) -> str:
+def _source_ref(envelope: Envelope, destination, raw_sha256: str) -> str:
     """Return what makes a repeat of the same hand-over recognisable.
 
     Only a true retry (the same bytes from the same sender to the same
     destination) is merged; two different mails that share a Message-ID are not.
+    RAW_SHA256 is the hex digest of the e-mail's bytes.
     """
-    digest = hashlib.sha256(envelope.raw).hexdigest()[:32]
+    digest = raw_sha256[:32]
     sender = hashlib.sha256(envelope.mail_from.encode("utf-8", "replace"))
     where = f"{destination.kind}:{destination.number}/{destination.subaddress}"
     return f"gw:{digest}:{sender.hexdigest()[:16]}:{where}"
@@ -171,8 +172,8 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
     The e-mail is written first; a true retry of a mail already committed
     finds its messages inside the transaction, and the new copy is removed.
     """
-    refs = [_source_ref(envelope, d) for d in envelope.destinations]
     stored = content.store_bytes(app.home, "content", envelope.raw, ".eml")
+    refs = [_source_ref(envelope, d, stored.sha256) for d in envelope.destinations]
     created = []
     with db.write_transaction():
         known = {
