@@ -304,8 +304,7 @@ def convert_checked_tiff_to_pdf(path) -> tuple[bytes, int]:
     pages, streams = [], []
     try:
         with Image.open(io.BytesIO(data)) as image:
-            for index in range(image.n_frames):
-                image.seek(index)
+            for _ in iter_frames(image):
                 dpi, assumed = read_page_dpi(image.tag_v2, image.size)
                 coding = describe_coding(image.tag_v2)
                 pages.append(FaxPage(image.width, image.height, coding, dpi, assumed))
@@ -315,6 +314,19 @@ def convert_checked_tiff_to_pdf(path) -> tuple[bytes, int]:
     if all(stream is not None for stream in streams):
         return write_ccitt_pdf(list(zip(pages, streams, strict=True))), len(pages)
     return convert_tiff_to_pdf(path, pages), len(pages)
+
+
+def iter_frames(image, limit: int = 100000):
+    """Seek IMAGE to each of its frames in turn, for a TIFF checked before.
+
+    n_frames would read every directory once more before the first page.
+    """
+    for index in range(limit):
+        try:
+            image.seek(index)
+        except EOFError:
+            return
+        yield index
 
 
 def read_g3_strips(tags, data: bytes) -> tuple[bytes, bool] | None:
