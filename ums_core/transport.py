@@ -36,7 +36,8 @@ class SmtpTransport:
         try:
             smtp = self._connection()
             with mail.open() as stream:
-                refused = send_stream(smtp, mail.sender, list(mail.recipients), stream)
+                rcpts = list(mail.recipients)
+                refused = send_stream(smtp, mail.sender, rcpts, stream)
         except smtplib.SMTPRecipientsRefused as exc:
             return self._refused(exc.recipients)
         except smtplib.SMTPAuthenticationError as exc:
@@ -145,7 +146,10 @@ def send_stream(smtp: smtplib.SMTP, sender: str, recipients: list, stream) -> di
     memory whole. Returns the refused recipients; raises what sendmail raises.
     """
     smtp.ehlo_or_helo_if_needed()
-    code, reply = smtp.mail(sender)
+    options = []
+    if smtp.does_esmtp and smtp.has_extn("size"):
+        options.append(f"size={_stream_size(stream)}")
+    code, reply = smtp.mail(sender, options)
     if code != 250:
         _reset_quietly(smtp, code)
         raise smtplib.SMTPSenderRefused(code, reply, sender)
@@ -158,7 +162,7 @@ def send_stream(smtp: smtplib.SMTP, sender: str, recipients: list, stream) -> di
             smtp.close()
             raise smtplib.SMTPRecipientsRefused(refused)
     if len(refused) == len(recipients):
-        smtp.rset()
+        _reset_quietly(smtp, 0)
         raise smtplib.SMTPRecipientsRefused(refused)
     code, reply = smtp.docmd("data")
     if code != 354:
@@ -174,10 +178,21 @@ def send_stream(smtp: smtplib.SMTP, sender: str, recipients: list, stream) -> di
 
 
 def _reset_quietly(smtp: smtplib.SMTP, code: int) -> None:
+    """End the transaction as sendmail does: close on 421, else RSET."""
     if code == 421:
         smtp.close()
-    else:
+        return
+    try:
         smtp.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+
+def _stream_size(stream) -> int:
+    """Return the byte size of STREAM (a file or a BytesIO)."""
+    if hasattr(stream, "getbuffer"):
+        return stream.getbuffer().nbytes
+    return os.fstat(stream.fileno()).st_size
 
 
 def stuffed_pieces(stream, size: int = 1 << 20):
