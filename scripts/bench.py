@@ -786,7 +786,14 @@ def print_table(figures: list[dict]) -> None:
 
 
 def run_all(root: str) -> list[dict]:
-    """Run every figure in the order of the issue."""
+    """Run every figure in the order of the issue.
+
+    The fax and voice modules (Pillow, pypdf, img2pdf) are imported first,
+    as a running server has them: the figures are steady-state rates, not
+    the one-time import inside the first timed fax.
+    """
+    import ums_core.media  # noqa: F401
+
     samples = write_samples(os.path.join(root, "samples"))
     sink, port = start_sink_process()
     try:
