@@ -56,6 +56,11 @@ def _recipient_user(row: db.Message):
     return user
 
 
+def remember_recipient(row: db.Message, user) -> None:
+    """Tell ROW its recipient's name and language (USER has both), unasked."""
+    row.__dict__["_ums_recipient"] = (row.recipient, user)
+
+
 def get_message_row(message_id: int) -> db.Message:
     """Return the row of message MESSAGE_ID or raise a clear error."""
     row = db.Message.get_or_none(db.Message.id == message_id)

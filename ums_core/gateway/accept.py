@@ -21,7 +21,7 @@ import attrs
 from .. import content, db
 from ..context import PluginContext
 from ..helpers import header_text
-from ..messages import to_model
+from ..messages import remember_recipient, to_model
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,20 @@ def _daemon_sender(headers) -> bool:
     return any(a.username.lower() in daemons for a in addresses)
 
 
+def header_block(raw: bytes) -> bytes:
+    """Return the header lines of RAW through the blank line that ends them.
+
+    The header parser reads and splits every line it is given, the body's
+    too, before it looks only at the headers.
+    """
+    found = []
+    for mark in (b"\r\n\r\n", b"\n\n"):
+        at = raw.find(mark)
+        if at >= 0:
+            found.append(at + len(mark))
+    return raw[: min(found)] if found else raw
+
+
 def identify_sender(app, envelope: Envelope, headers):
     """Return the active user who sent the e-mail, or None."""
     ctx = PluginContext(app)
@@ -113,7 +127,9 @@ def identify_sender(app, envelope: Envelope, headers):
 
 def accept_mail(app, envelope: Envelope) -> str:
     """Handle one e-mail after DATA; return the SMTP reply to send."""
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(envelope.raw)
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(
+        header_block(envelope.raw)
+    )
     recipients = [d.address for d in envelope.destinations]
     subject = header_text(decode_raw_header(str(headers.get("Subject", ""))), 200)
     reason = automatic_reason(envelope.mail_from, headers)
@@ -201,6 +217,7 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
             row.recipient,
             row.called,
         )
+        remember_recipient(row, user)
         app.fire("ums_outgoing_accepted", message=to_model(app, row), ctx=ctx)
     return [known[ref] for ref in refs]
 
