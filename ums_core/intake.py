@@ -18,7 +18,7 @@ import peewee
 from . import content, db
 from .context import PluginContext
 from .errors import BusyError, MediaError, NumberError, UmsError
-from .messages import to_model
+from .messages import remember_recipient, to_model
 from .model import IncomingMessage
 from .numbers import normalize_number, parse_caller
 from .routing import resolve_route
@@ -230,4 +230,6 @@ def insert_message(app, fields, stored, source_ref, lease):
         error="" if route.email else "no owner and no default_recipient set",
     )
     job = db.Job.create(kind="deliver_message", message=row, **lease)
+    if route.email and not route.default_recipient:
+        remember_recipient(row, route)
     return row, job
