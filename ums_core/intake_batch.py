@@ -35,7 +35,26 @@ def receive_batch(
     if len(items) > MAX_GROUP:
         raise UmsError(f"at most {MAX_GROUP} messages are committed together")
     outcomes: list = [None] * len(items)
-    prepared = []
+    prepared: list = []
+    try:
+        _prepare(app, items, outcomes, prepared)
+    except BaseException:
+        for _, _, stored, _ in prepared:
+            _discard(app, stored)
+        raise
+    committed = _commit_group(app, prepared, run_now)
+    for index, row, _ in committed:
+        outcomes[index] = row.id
+        announce_received(app, row)
+    for index, existing in _duplicates(app, prepared, committed):
+        outcomes[index] = existing
+    if run_now:
+        _run_first_jobs(app, [job for _, _, job in committed])
+    return outcomes
+
+
+def _prepare(app, items, outcomes: list, prepared: list) -> None:
+    """Validate each item and write its content; record refusals in OUTCOMES."""
     for index, (incoming, ref) in enumerate(items):
         existing = _received_id(ref)
         if existing is not None:
@@ -49,17 +68,23 @@ def receive_batch(
             outcomes[index] = exc
             continue
         prepared.append((index, fields, stored, ref))
-    committed = _commit_group(app, prepared, run_now)
-    for index, row, _ in committed:
-        outcomes[index] = row.id
-        announce_received(app, row)
-    for index, existing in _duplicates(app, prepared, committed):
-        outcomes[index] = existing
-    if run_now:
-        from .delivery import deliver_group
 
-        deliver_group(app, [job for _, _, job in committed])
-    return outcomes
+
+def _run_first_jobs(app, jobs: list) -> None:
+    """Run the group's first jobs; the messages are committed whatever happens."""
+    from .delivery import deliver_group
+
+    if not jobs:
+        return
+    try:
+        deliver_group(app, jobs)
+    except (peewee.OperationalError, UmsError) as exc:
+        log.warning(
+            "msgs %d-%d: first jobs left for the worker (%s)",
+            jobs[0].message_id,
+            jobs[-1].message_id,
+            exc,
+        )
 
 
 def _received_id(ref: str | None) -> int | None:
