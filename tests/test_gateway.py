@@ -434,3 +434,11 @@ def test_gateway_auth_wrong_password_and_no_tls_are_refused(tls_gateway):
         with pytest.raises(smtplib.SMTPAuthenticationError):
             smtp.login("alice@example.test", "wrong")
     assert outbound() == []
+
+
+def test_header_block_ends_at_the_first_blank_line():
+    from ums_core.gateway.accept import header_block
+
+    assert header_block(b"A: 1\r\nB: 2\r\n\r\nbody\n\nmore") == b"A: 1\r\nB: 2\r\n\r\n"
+    assert header_block(b"A: 1\nB: 2\n\nbody\r\n\r\n") == b"A: 1\nB: 2\n\n"
+    assert header_block(b"A: 1") == b"A: 1"

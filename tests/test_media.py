@@ -581,3 +581,43 @@ def test_corpus_voice_matches_expected_outcome(name):
     info = probe_voice(path)
     assert info.duration == pytest.approx(duration, abs=0.05)
     assert info.detail == detail
+
+
+# --- G3 1-D pages carried into the PDF unchanged -------------------------------
+
+
+@pytest.mark.parametrize("name", ["fax2d.tif", "g3test.tif", "G3-Premature-EOL.tif"])
+def test_g3_pages_go_into_the_pdf_pixel_for_pixel(tmp_path, name):
+    """FillOrder 2 and fill bits included: the PDF decodes to the TIFF's pixels."""
+    check_g3_embedding(CORPUS / "fax" / name, tmp_path)
+
+
+def test_generated_g3_fax_is_embedded_not_reencoded(tmp_path, g3_fax):
+    pdf = check_g3_embedding(g3_fax, tmp_path)
+    assert b"/CCITTFaxDecode" in pdf and b"/K 0" in pdf
+
+
+def test_g4_and_g3_2d_pages_are_left_to_img2pdf(g4_fine_fax):
+    pages = media_fax.inspect_tiff(g4_fine_fax)
+    assert media_fax.embed_g3_pages(g4_fine_fax.read_bytes(), pages) is None
+
+
+def check_g3_embedding(path: Path, tmp_path: Path) -> bytes:
+    from PIL import ImageChops
+
+    pages = media_fax.inspect_tiff(path)
+    pdf = media_fax.embed_g3_pages(path.read_bytes(), pages)
+    assert pdf is not None
+    fax_to_pdf(path, tmp_path / "out.pdf", checked=True)
+    assert (tmp_path / "out.pdf").read_bytes() == pdf
+    reader = PdfReader(io.BytesIO(pdf))
+    assert len(reader.pages) == len(pages)
+    with Image.open(path) as image:
+        for index, page in enumerate(reader.pages):
+            image.seek(index)
+            [shown] = page.images
+            pixels = shown.image.convert("L")
+            assert not ImageChops.difference(image.convert("L"), pixels).getbbox()
+            width = float(page.mediabox.width)
+            assert width == pytest.approx(pages[index].width * 72 / pages[index].dpi[0])
+    return pdf

@@ -170,3 +170,47 @@ def test_password_is_never_sent_without_tls(home, smtp_sink, tmp_path):
     assert summary.retried == 1 and smtp_sink.handler.messages == []
     job = db.Job.get(db.Job.kind == "send_mail")
     assert "without TLS" in job.last_error
+
+
+# --- DATA sent from the file in pieces -----------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1 << 20])
+def test_stuffed_pieces_match_smtplib_for_any_piece_size(size):
+    """Dots doubled at line starts, bare CR/LF made CRLF, whatever the cut."""
+    import io
+    import smtplib
+
+    from ums_core.transport import stuffed_pieces
+
+    wire = b".top\r\nmid.dle\r\n..two\nbare lf\rbare cr\r\n.\r\nlast line"
+    expected = smtplib._quote_periods(smtplib._fix_eols(wire.decode()).encode())
+    expected += b"\r\n.\r\n"
+    assert b"".join(stuffed_pieces(io.BytesIO(wire), size)) == expected
+
+
+def test_big_wav_is_streamed_and_arrives_byte_for_byte(home, smtp_sink, tmp_path):
+    """The attachment is written base64 from the file and sent in pieces."""
+    from email import policy
+    from email.parser import BytesParser
+
+    from ums_core.samples import write_wav
+
+    use_mailserver(home, smtp_sink)
+    app = reopen(home)
+    app.config.set("default_recipient", "bob@example.test")
+    wav = tmp_path / "long.wav"
+    write_wav(str(wav), seconds=90.0)
+    receive_message(
+        app, IncomingMessage(kind="voice", called="+4930999", content_path=str(wav))
+    )
+    assert run_due_jobs(app).done == 1
+    [(_, _, raw)] = smtp_sink.handler.messages
+    mail = BytesParser(policy=policy.default).parsebytes(raw)
+    [audio] = list(mail.iter_attachments())
+    assert audio.get_content() == wav.read_bytes()
+    assert b"ums-streamed-part-" not in raw
+    lines = raw.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 998 and b"\n" not in raw.replace(
+        b"\r\n", b""
+    )

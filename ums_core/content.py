@@ -42,21 +42,40 @@ def new_name(area: str, extension: str, now: dt.datetime | None = None) -> str:
     return os.path.join(area, now.strftime("%Y/%m/%d"), token + extension)
 
 
-def store_file(home: str, area: str, source: str, extension: str) -> StoredFile:
-    """Copy SOURCE into the instance durably (temp name, fsync, rename)."""
+def store_file(
+    home: str, area: str, source: str, extension: str, sync_folder: bool = True
+) -> StoredFile:
+    """Copy SOURCE into the instance durably (temp name, fsync, rename).
+
+    Without SYNC_FOLDER the caller fsyncs the folder (see folder_of), once
+    for a group of files, before it commits them.
+    """
     name = new_name(area, extension)
     with open(source, "rb") as handle:
-        return _write_stream(home, name, handle)
+        return _write_stream(home, name, handle, sync_folder)
+
+
+def folder_of(home: str, stored: StoredFile) -> str:
+    """Return the folder that holds the stored file."""
+    return os.path.dirname(os.path.join(home, stored.name))
 
 
 def store_bytes(home: str, area: str, data: bytes, extension: str) -> StoredFile:
     """Write DATA into the instance durably; return what was written."""
-    import io
-
-    return _write_stream(home, new_name(area, extension), io.BytesIO(data))
+    return store_chunks(home, area, [data], extension)
 
 
-def _write_stream(home: str, name: str, stream) -> StoredFile:
+def store_chunks(home: str, area: str, chunks, extension: str) -> StoredFile:
+    """Write the byte strings CHUNKS, one after the other, into the instance."""
+    return _write_chunks(home, new_name(area, extension), iter(chunks))
+
+
+def _write_stream(home: str, name: str, stream, sync_folder=True) -> StoredFile:
+    chunks = iter(lambda: stream.read(CHUNK), b"")
+    return _write_chunks(home, name, chunks, sync_folder)
+
+
+def _write_chunks(home: str, name: str, chunks, sync_folder=True) -> StoredFile:
     final = os.path.join(home, name)
     folder = os.path.dirname(final)
     os.makedirs(folder, mode=0o700, exist_ok=True)
@@ -65,14 +84,15 @@ def _write_stream(home: str, name: str, stream) -> StoredFile:
     size = 0
     try:
         with open(tmp, "xb") as out:
-            while chunk := stream.read(CHUNK):
+            for chunk in chunks:
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, final)
-        fsync_dir(folder)
+        if sync_folder:
+            fsync_dir(folder)
     except OSError as exc:
         _remove_quietly(tmp)
         if exc.errno in NO_SPACE:

@@ -19,18 +19,15 @@ log = logging.getLogger(__name__)
 
 def deliver_message(app, job: db.Job) -> None:
     """Store the message locally or compose and queue its e-mail, by location."""
-    row = db.Message.get_by_id(job.message_id)
+    row = job.message
     if row.recipient is None:
         _route_again(app, row)
     ctx = PluginContext(app)
-    wants_store = row.location == "local" or app.config.get("archiving")
-    if wants_store and not row.archive_ref:
-        store_locally(app, row, required=row.location == "local")
     if row.location == "local":
-        with db.write_transaction():
-            _set_state(row, "stored")
-            finish_job(job)
+        _deliver_locally(app, job, row)
         return
+    if app.config.get("archiving") and not row.archive_ref:
+        store_locally(app, row, required=False)
     mail = app.hook.ums_compose_mail(message=to_model(app, row), ctx=ctx)
     if mail is None:
         raise JobFailure("no active delivery plugin composed an e-mail")
@@ -41,6 +38,57 @@ def deliver_message(app, job: db.Job) -> None:
         _set_state(row, "queued")
         finish_job(job)
     log.info("msg %d: e-mail for %s queued %s", row.id, row.recipient, fields["msgid"])
+
+
+def _deliver_locally(app, job: db.Job, row: db.Message) -> None:
+    """Store a local-mode message; its record and the job end in one commit."""
+    stored = None
+    if not row.archive_ref:
+        stored = _store_in_archives(app, row, required=True)
+    with db.write_transaction():
+        if stored is not None:
+            _record_archive_ref(row)
+        _set_state(row, "stored")
+        finish_job(job)
+    if stored is not None:
+        _report_stored(app, row, *stored)
+
+
+def deliver_group(app, jobs: list[db.Job]) -> None:
+    """Run the first jobs of a group; local deliveries end in one commit.
+
+    Each local message is handed to the archive plugins (each fsyncs what
+    it writes); then the records, states and jobs of all of them are
+    committed together, and only then are the plugins told.
+    """
+    from .queue import run_job
+
+    local = [job for job in jobs if _stays_local(job.message)]
+    stored: list = []
+
+    def store_step(app, job):
+        row = job.message
+        found = None if row.archive_ref else _store_in_archives(app, row, True)
+        stored.append((job, row, found))
+
+    for job in local:
+        run_job(app, job, handler=store_step)
+    with db.write_transaction():
+        for job, row, found in stored:
+            if found is not None:
+                _record_archive_ref(row)
+            _set_state(row, "stored")
+            finish_job(job)
+    for _, row, found in stored:
+        if found is not None:
+            _report_stored(app, row, *found)
+    for job in jobs:
+        if job not in local:
+            run_job(app, job)
+
+
+def _stays_local(row: db.Message) -> bool:
+    return row.location == "local" and row.recipient is not None
 
 
 def _route_again(app, row: db.Message) -> None:
@@ -61,19 +109,40 @@ def _route_again(app, row: db.Message) -> None:
 
 def store_locally(app, row: db.Message, required: bool) -> None:
     """Hand the message to the active archive plugins and record where it went."""
+    stored = _store_in_archives(app, row, required)
+    if stored is None:
+        return
+    _record_archive_ref(row)
+    _report_stored(app, row, *stored)
+
+
+def _store_in_archives(app, row: db.Message, required: bool):
+    """Return (message, results) of the archive plugins that stored ROW, or None.
+
+    ROW.archive_ref is set to where it went; the caller records it.
+    """
     ctx = PluginContext(app)
     message = to_model(app, row)
     results = [r for r in app.hook.ums_store_message(message=message, ctx=ctx) if r]
     if not results:
         if required:
             raise JobFailure("no active archive plugin stored the message")
-        return
+        return None
     row.archive_ref = ";".join(f"{r.plugin}:{r.reference}" for r in results)
+    return message, results
+
+
+def _record_archive_ref(row: db.Message) -> None:
     db.Message.update(archive_ref=row.archive_ref).where(
         db.Message.id == row.id
     ).execute()
+
+
+def _report_stored(app, row: db.Message, message, results) -> None:
     log.info("msg %d: stored locally (%s)", row.id, row.archive_ref)
-    app.fire("ums_message_stored", message=message, results=results, ctx=ctx)
+    app.fire(
+        "ums_message_stored", message=message, results=results, ctx=PluginContext(app)
+    )
 
 
 def _set_state(row: db.Message, state: str, error: str = "") -> None:
@@ -127,18 +196,20 @@ def _forget_secret_mail(app, row: db.Mail) -> None:
 
 
 def _load_mail(app, row: db.Mail) -> Mail:
+    """Return the queued e-mail of ROW; its wire form stays in its file."""
+    path = app.content_path(row.path)
     try:
-        with open(app.content_path(row.path), "rb") as handle:
-            data = handle.read()
+        with open(path, "rb"):
+            pass
     except OSError as exc:
         raise JobFailure(f"mail file {row.path} unreadable: {exc}", permanent=True)
     return Mail(
         id=row.id,
         sender=row.sender,
         recipients=tuple(row.recipients.split("\n")),
-        data=data,
         message_id=row.msgid,
         message=row.message_id,
+        path=path,
     )
 
 

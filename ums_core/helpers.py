@@ -8,8 +8,10 @@ import unicodedata
 
 __all__ = [
     "ascii_file_name",
+    "attach_file",
     "template_environment",
     "caller_label",
+    "fax_pdf_data",
     "fax_to_pdf",
     "fax_to_tiff",
     "header_text",
@@ -22,11 +24,26 @@ __all__ = [
 WITHHELD = {"en": "Unknown caller", "de": "Unbekannter Anrufer"}
 
 
-def fax_to_pdf(path, out_path) -> int:
-    """Write the fax at PATH as a PDF to OUT_PATH; return its page count."""
+def fax_to_pdf(path, out_path, checked: bool = False) -> int:
+    """Write the fax at PATH as a PDF to OUT_PATH; return its page count.
+
+    Pass CHECKED for a message's content file: intake decoded every page of
+    it already, so it is not decoded again.
+    """
     from . import media
 
-    return media.fax_to_pdf(path, out_path)
+    return media.fax_to_pdf(path, out_path, checked=checked)
+
+
+def fax_pdf_data(path) -> bytes | None:
+    """Return the PDF of a message's TIFF fax at PATH, None if it is a PDF.
+
+    For content files only: intake decoded every page of them already.
+    """
+    from . import media
+
+    converted = media.checked_fax_pdf(path)
+    return converted[0] if converted else None
 
 
 def fax_to_tiff(path, out_path) -> int:
@@ -48,6 +65,19 @@ def probe_voice(path):
     from . import media
 
     return media.probe_voice(path)
+
+
+def attach_file(mail, source, maintype: str, subtype: str, filename: str) -> None:
+    """Attach SOURCE (a file path, or bytes) to MAIL, base64, encoded late.
+
+    The part is written base64 straight from the file when the core queues
+    the e-mail, in pieces, so a 60-minute recording or a 50 MiB PDF never
+    sits in memory whole (and bytes skip the email generator's line work).
+    A file must still exist when the hook returns.
+    """
+    from .mailqueue import attach_streamed
+
+    attach_streamed(mail, source, maintype, subtype, filename)
 
 
 def withheld_label(language: str) -> str:

@@ -64,8 +64,11 @@ def ums_compose_mail(message, ctx):
     Called in ``mailserver`` mode when a routed message is delivered.
     ``message`` is a :class:`ums_core.model.Message` with its recipient set.
     The mail must carry To, From, Subject and Message-ID
-    (``ctx.message_id_for(message)``). Return None to let another plugin
-    compose it; when nobody does, the delivery job fails and is retried.
+    (``ctx.message_id_for(message)``). Attach files with
+    ``ums_core.helpers.attach_file``: they are written base64 from the file
+    when the e-mail is queued, so a big one is never in memory whole. Return
+    None to let another plugin compose it; when nobody does, the delivery
+    job fails and is retried.
     """
 
 

@@ -18,7 +18,7 @@ import peewee
 from . import content, db
 from .context import PluginContext
 from .errors import BusyError, MediaError, NumberError, UmsError
-from .messages import to_model
+from .messages import remember_recipient, to_model
 from .model import IncomingMessage
 from .numbers import normalize_number, parse_caller
 from .routing import resolve_route
@@ -73,7 +73,7 @@ def receive_message(
     fields = _validate(app, incoming)
     stored = _store_content(app, incoming, fields)
     try:
-        row, job = _commit(app, incoming, fields, stored, source_ref)
+        row, job = _commit(app, incoming, fields, stored, source_ref, run_now)
     except peewee.IntegrityError:
         _discard(app, stored)
         existing = db.Message.get_or_none(db.Message.source_ref == source_ref)
@@ -86,6 +86,16 @@ def receive_message(
         raise BusyError(
             f"the database is busy ({exc}); nothing was stored", hint="try again"
         ) from None
+    announce_received(app, row)
+    if run_now:
+        from .queue import run_job
+
+        run_job(app, job)
+    return row.id
+
+
+def announce_received(app, row) -> None:
+    """Log the committed message ROW and tell the plugins it was received."""
     ctx = PluginContext(app)
     message = to_model(app, row)
     log.info(
@@ -97,11 +107,6 @@ def receive_message(
     )
     app.fire("ums_message_received", message=message, ctx=ctx)
     app.fire("ums_message_routed", message=message, ctx=ctx)
-    if run_now:
-        from .queue import run_job_now
-
-        run_job_now(app, job.id)
-    return row.id
 
 
 def _validate(app, incoming: IncomingMessage) -> dict:
@@ -191,30 +196,40 @@ def _probe_content(app, incoming: IncomingMessage) -> dict:
     }
 
 
-def _store_content(app, incoming, fields) -> content.StoredFile | None:
+def _store_content(app, incoming, fields, sync_folder=True):
     if incoming.kind == "sms":
         return None
     extension = fields.pop("extension")
     return content.store_file(
-        app.content_root, "content", incoming.content_path, extension
+        app.content_root, "content", incoming.content_path, extension, sync_folder
     )
 
 
-def _commit(app, incoming, fields, stored, source_ref):
+def _commit(app, incoming, fields, stored, source_ref, run_now=False):
+    from .queue import leased_job_fields
+
+    lease = leased_job_fields(app) if run_now else {}
     with db.write_transaction():
-        route = resolve_route(app, fields["called"], fields["kind"])
-        row = db.Message.create(
-            **fields,
-            direction="inbound",
-            recipient=route.email,
-            default_recipient=route.default_recipient,
-            location=route.location,
-            state="received" if route.email else "held",
-            content_name=stored.name if stored else None,
-            content_size=stored.size if stored else 0,
-            content_sha256=stored.sha256 if stored else None,
-            source_ref=source_ref,
-            error="" if route.email else "no owner and no default_recipient set",
-        )
-        job = db.Job.create(kind="deliver_message", message=row)
+        return insert_message(app, fields, stored, source_ref, lease)
+
+
+def insert_message(app, fields, stored, source_ref, lease):
+    """Insert the message row and its first job (inside the caller's transaction)."""
+    route = resolve_route(app, fields["called"], fields["kind"])
+    row = db.Message.create(
+        **fields,
+        direction="inbound",
+        recipient=route.email,
+        default_recipient=route.default_recipient,
+        location=route.location,
+        state="received" if route.email else "held",
+        content_name=stored.name if stored else None,
+        content_size=stored.size if stored else 0,
+        content_sha256=stored.sha256 if stored else None,
+        source_ref=source_ref,
+        error="" if route.email else "no owner and no default_recipient set",
+    )
+    job = db.Job.create(kind="deliver_message", message=row, **lease)
+    if route.email and not route.default_recipient:
+        remember_recipient(row, route)
     return row, job

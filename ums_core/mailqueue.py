@@ -2,15 +2,87 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
+import os
 import secrets
 from email import policy
 from email.message import EmailMessage
+
+import attrs
 
 from . import content, db
 from .errors import UmsError
 
 log = logging.getLogger(__name__)
+
+# 57 input bytes make one 76-character base64 line.
+BASE64_CHUNK = 57 * 16384
+STREAM_MARK = "ums-streamed-part-"
+
+
+@attrs.frozen
+class StreamedWire:
+    """The wire form of an e-mail whose big parts are still files.
+
+    TEMPLATE is the serialised e-mail with a marker line where each part's
+    base64 goes; FILES maps each marker to its file (or bytes).
+    """
+
+    template: bytes
+    files: dict
+
+
+def attach_streamed(mail: EmailMessage, source, maintype, subtype, filename) -> None:
+    """Attach SOURCE (a path or bytes) to MAIL as base64 filled in at queueing."""
+    if not isinstance(source, bytes):
+        source = os.fspath(source)
+        if not os.path.isfile(source):
+            raise UmsError(f"cannot attach {source}: no such file")
+    mail.add_attachment(
+        b"", maintype=maintype, subtype=subtype, filename=filename, cte="base64"
+    )
+    part = mail.get_payload()[-1]
+    marker = STREAM_MARK + secrets.token_hex(16)
+    part.set_payload(marker)
+    part.ums_stream_source = (marker, source)
+
+
+def _streamed_files(mail: EmailMessage) -> dict:
+    found = {}
+    for part in mail.walk():
+        source = getattr(part, "ums_stream_source", None)
+        if source is not None:
+            found[source[0].encode("ascii")] = source[1]
+    return found
+
+
+def iter_wire(wire):
+    """Yield the wire bytes of WIRE (bytes or StreamedWire) in pieces."""
+    if isinstance(wire, bytes):
+        yield wire
+        return
+    rest = wire.template
+    for marker, source in wire.files.items():
+        before, found, rest = rest.partition(marker)
+        if not found:
+            raise UmsError("the e-mail lost the place of an attachment")
+        yield before
+        yield from _base64_lines(source)
+    yield rest
+
+
+def _base64_lines(source):
+    """Yield the base64 of SOURCE (path or bytes) in CRLF lines, no final CRLF."""
+    pending = b""
+    opened = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+    with opened as stream:
+        while chunk := stream.read(BASE64_CHUNK):
+            if pending:
+                yield pending + b"\r\n"
+            pending = base64.encodebytes(chunk).rstrip(b"\n").replace(b"\n", b"\r\n")
+    yield pending
 
 
 def envelope_recipients(mail: EmailMessage) -> list[str]:
@@ -22,13 +94,19 @@ def envelope_recipients(mail: EmailMessage) -> list[str]:
     return found
 
 
-def serialize_mail(mail: EmailMessage) -> bytes:
-    """Return the wire form of MAIL (CRLF line ends, Bcc removed)."""
+def serialize_mail(mail: EmailMessage):
+    """Return the wire form of MAIL (CRLF line ends, Bcc removed).
+
+    That is bytes, or a StreamedWire when files were attached with
+    :func:`attach_streamed`.
+    """
     del mail["Bcc"]
-    return mail.as_bytes(policy=policy.SMTP)
+    data = mail.as_bytes(policy=policy.SMTP)
+    files = _streamed_files(mail)
+    return StreamedWire(data, files) if files else data
 
 
-def prepare_mail(app, mail: EmailMessage, purpose: str) -> tuple[dict, bytes]:
+def prepare_mail(app, mail: EmailMessage, purpose: str) -> tuple[dict, object]:
     """Return the row fields and wire bytes for MAIL; write nothing yet."""
     recipients = envelope_recipients(mail)
     if not recipients:
@@ -47,9 +125,9 @@ def prepare_mail(app, mail: EmailMessage, purpose: str) -> tuple[dict, bytes]:
     return fields, serialize_mail(mail)
 
 
-def write_mail_file(app, data: bytes) -> str:
-    """Write DATA durably under mail/ and return its relative name."""
-    return content.store_bytes(app.content_root, "mail", data, ".eml").name
+def write_mail_file(app, data) -> str:
+    """Write DATA (bytes or a StreamedWire) durably under mail/; return its name."""
+    return content.store_chunks(app.content_root, "mail", iter_wire(data), ".eml").name
 
 
 def queue_mail(app, mail: EmailMessage, purpose: str, message_id=None) -> int:

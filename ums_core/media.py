@@ -69,8 +69,15 @@ def probe_voice(path) -> MediaInfo:
     return MediaInfo("voice", "audio/wav", ".wav", None, duration, detail)
 
 
-def fax_to_pdf(path, out_path) -> int:
-    """Write a PDF of the fax at PATH to OUT_PATH and return its page count."""
+def fax_to_pdf(path, out_path, checked: bool = False) -> int:
+    """Write a PDF of the fax at PATH to OUT_PATH and return its page count.
+
+    CHECKED says PATH already passed probe_fax (see checked_fax_pdf).
+    """
+    converted = checked_fax_pdf(path) if checked else None
+    if converted is not None:
+        write_atomically(out_path, converted[0])
+        return converted[1]
     info, pages = inspect_fax(path)
     if pages is None:
         copy_atomically(path, out_path)
@@ -111,6 +118,25 @@ def inspect_fax(path) -> tuple[MediaInfo, list[media_fax.FaxPage] | None]:
             "wrap it with fax2tiff"
         )
     raise MediaError(f"not a fax: {describe_content(head)}; a fax is a TIFF or PDF")
+
+
+def checked_fax_pdf(path) -> tuple[bytes, int] | None:
+    """Return the PDF of the checked TIFF fax at PATH and its page count.
+
+    None when the fax is a PDF already. Checked means PATH passed probe_fax
+    (a message's content file): its pages are not decoded a second time.
+    """
+    if not is_tiff(path):
+        return None
+    try:
+        return media_fax.convert_checked_tiff_to_pdf(path)
+    except OSError as exc:
+        raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def is_tiff(path) -> bool:
+    """Tell whether the file at PATH starts like a TIFF."""
+    return read_head(path, "not a fax")[0][:4] in TIFF_MAGICS
 
 
 def read_head(path, refusal: str) -> tuple[bytes, int]:

@@ -27,8 +27,11 @@ FAX_FINE_YDPI = 196.0
 # A 1728-pixel-wide page longer than this many rows is taken to be fine resolution.
 FINE_ROWS_PER_1728 = 1500
 
+TAG_BITS_PER_SAMPLE = 258
 TAG_COMPRESSION = 259
+TAG_PHOTOMETRIC = 262
 TAG_FILL_ORDER = 266
+TAG_ORIENTATION = 274
 TAG_STRIP_OFFSETS = 273
 TAG_STRIP_BYTE_COUNTS = 279
 TAG_X_RESOLUTION = 282
@@ -231,15 +234,20 @@ def describe_page_count(count: int) -> str:
 
 
 def inspect_pdf(path) -> tuple[int, str]:
-    """Return the page count and PDF version of the unencrypted PDF at PATH."""
+    """Return the page count and PDF version of the unencrypted PDF at PATH.
+
+    The file is read through an open handle, so pypdf reads only the objects
+    it needs (given a path, it reads the whole file into memory).
+    """
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted:
-            raise MediaError(
-                "not a fax: the PDF is encrypted; send it without a password"
-            )
-        count = len(reader.pages)
-        version = reader.pdf_header.removeprefix("%PDF-")
+        with open(path, "rb") as stream:
+            reader = PdfReader(stream)
+            if reader.is_encrypted:
+                raise MediaError(
+                    "not a fax: the PDF is encrypted; send it without a password"
+                )
+            count = len(reader.pages)
+            version = reader.pdf_header.removeprefix("%PDF-")
     except PDF_ERRORS as exc:
         raise MediaError(f"not a fax: the PDF cannot be read ({exc})") from exc
     if count == 0:
@@ -251,6 +259,9 @@ def convert_tiff_to_pdf(path, pages: list[FaxPage]) -> bytes:
     """Return a PDF of the decoded TIFF at PATH, one page per TIFF page."""
     with open(path, "rb") as stream:
         data = stream.read()
+    pdf = embed_g3_pages(data, pages)
+    if pdf is not None:
+        return pdf
     try:
         pdf = run_img2pdf(data, pages)
     except IMG2PDF_ERRORS as exc:
@@ -260,6 +271,132 @@ def convert_tiff_to_pdf(path, pages: list[FaxPage]) -> bytes:
         pdf = run_img2pdf(reencode_pages(path, len(pages)), pages)
     check_pdf_page_count(pdf, len(pages))
     return pdf
+
+
+def embed_g3_pages(data: bytes, pages: list[FaxPage]) -> bytes | None:
+    """Return a PDF that carries the G3 1-D pages of the TIFF DATA unchanged.
+
+    PDF's CCITTFaxDecode reads G3 1-D rows as a TIFF holds them, strips one
+    after the other, so nothing is decoded or re-encoded. None when a page is
+    coded otherwise (G3 2-D, G4, MH) or turned: img2pdf then does the work.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            streams = []
+            for index in range(len(pages)):
+                image.seek(index)
+                streams.append(read_g3_strips(image.tag_v2, data))
+    except PIL_ERRORS:
+        return None
+    if any(stream is None for stream in streams):
+        return None
+    return write_ccitt_pdf(list(zip(pages, streams, strict=True)))
+
+
+def convert_checked_tiff_to_pdf(path) -> tuple[bytes, int]:
+    """Return a PDF of a TIFF that inspect_tiff passed before, and its pages.
+
+    Its pages are not decoded again: G3 1-D pages go in as they are, others
+    through img2pdf.
+    """
+    with open(path, "rb") as stream:
+        data = stream.read()
+    pages, streams = [], []
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            for _ in iter_frames(image):
+                dpi, assumed = read_page_dpi(image.tag_v2, image.size)
+                coding = describe_coding(image.tag_v2)
+                pages.append(FaxPage(image.width, image.height, coding, dpi, assumed))
+                streams.append(read_g3_strips(image.tag_v2, data))
+    except PIL_ERRORS as exc:
+        raise MediaError(f"not a fax: the TIFF structure is damaged ({exc})") from exc
+    if all(stream is not None for stream in streams):
+        return write_ccitt_pdf(list(zip(pages, streams, strict=True))), len(pages)
+    return convert_tiff_to_pdf(path, pages), len(pages)
+
+
+def iter_frames(image, limit: int = 100000):
+    """Seek IMAGE to each of its frames in turn, for a TIFF checked before.
+
+    n_frames would read every directory once more before the first page.
+    """
+    for index in range(limit):
+        try:
+            image.seek(index)
+        except EOFError:
+            return
+        yield index
+
+
+def read_g3_strips(tags, data: bytes) -> tuple[bytes, bool] | None:
+    """Return the coded rows of the page with TAGS and whether 1 bits are black."""
+    plain = (
+        tags.get(TAG_COMPRESSION) == 3
+        and not tags.get(TAG_T4_OPTIONS, 0) & T4_2D_ENCODING
+        and tags.get(TAG_ORIENTATION, 1) == 1
+        and tags.get(TAG_PHOTOMETRIC, 0) in (0, 1)
+        and tags.get(TAG_BITS_PER_SAMPLE, (1,)) in (1, (1,))
+    )
+    offsets, counts = tags.get(TAG_STRIP_OFFSETS), tags.get(TAG_STRIP_BYTE_COUNTS)
+    if not plain or not offsets or not counts:
+        return None
+    rows = b"".join(
+        data[offset : offset + count]
+        for offset, count in zip(offsets, counts, strict=True)
+    )
+    if tags.get(TAG_FILL_ORDER, 1) == 2:
+        rows = rows.translate(BIT_REVERSED)
+    return rows, tags.get(TAG_PHOTOMETRIC, 0) == 1
+
+
+def write_ccitt_pdf(pages: list[tuple[FaxPage, tuple[bytes, bool]]]) -> bytes:
+    """Return a PDF with one CCITT G3 1-D image per page, sized by its dpi."""
+    count = len(pages)
+    kids = " ".join(f"{3 + 3 * n} 0 R" for n in range(count))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {count} >>".encode(),
+    ]
+    for number, (page, (rows, black_is_1)) in enumerate(pages):
+        first = 3 + 3 * number
+        width = page.width * 72 / page.dpi[0]
+        height = page.height * 72 / page.dpi[1]
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width:.4f} {height:.4f}]"
+            f" /Resources << /XObject << /Im0 {first + 1} 0 R >> >>"
+            f" /Contents {first + 2} 0 R >>".encode()
+        )
+        parms = (
+            f"<< /K 0 /Columns {page.width} /Rows {page.height}"
+            f" /BlackIs1 {'true' if black_is_1 else 'false'} >>"
+        )
+        objects.append(
+            f"<< /Type /XObject /Subtype /Image /Width {page.width}"
+            f" /Height {page.height} /ColorSpace /DeviceGray /BitsPerComponent 1"
+            f" /Filter /CCITTFaxDecode /DecodeParms {parms}"
+            f" /Length {len(rows)} >>\nstream\n".encode()
+            + rows
+            + b"\nendstream"
+        )
+        draw = f"q {width:.4f} 0 0 {height:.4f} 0 0 cm /Im0 Do Q".encode()
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(draw), draw))
+    return join_pdf_objects(objects)
+
+
+def join_pdf_objects(objects: list[bytes]) -> bytes:
+    """Return a PDF file of OBJECTS (numbered from 1) with its xref table."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1)
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
 
 
 def run_img2pdf(images, pages: list[FaxPage]) -> bytes:

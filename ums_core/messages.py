@@ -11,9 +11,7 @@ from .model import Message
 
 def to_model(app, row: db.Message) -> Message:
     """Return the plain value plugins receive for a message row."""
-    user = (
-        db.User.get_or_none(db.User.email == row.recipient) if row.recipient else None
-    )
+    user = _recipient_user(row)
     return Message(
         id=row.id,
         kind=row.kind,
@@ -40,6 +38,27 @@ def to_model(app, row: db.Message) -> Message:
         attempts=row.attempts,
         remote_station=row.remote_station,
     )
+
+
+def _recipient_user(row: db.Message):
+    """Return the user row of ROW's recipient, looked up once per row object.
+
+    One message is turned into a value several times on its way (events,
+    archive, e-mail); the row object remembers the answer for its recipient.
+    """
+    if not row.recipient:
+        return None
+    remembered = row.__dict__.get("_ums_recipient")
+    if remembered is not None and remembered[0] == row.recipient:
+        return remembered[1]
+    user = db.User.get_or_none(db.User.email == row.recipient)
+    row.__dict__["_ums_recipient"] = (row.recipient, user)
+    return user
+
+
+def remember_recipient(row: db.Message, user) -> None:
+    """Tell ROW its recipient's name and language (USER has both), unasked."""
+    row.__dict__["_ums_recipient"] = (row.recipient, user)
 
 
 def get_message_row(message_id: int) -> db.Message:

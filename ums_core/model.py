@@ -7,6 +7,7 @@ database: a plugin receives these, never a database row.
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import attrs
 
@@ -136,14 +137,30 @@ class TransmitResult:
 
 @attrs.frozen
 class Mail:
-    """An e-mail ready for the transport: envelope plus wire bytes (CRLF)."""
+    """An e-mail ready for the transport: envelope plus wire form (CRLF).
+
+    The wire form is the file PATH when it is set (a queued e-mail: read it
+    in pieces with :meth:`open`, it may be large), else the bytes DATA.
+    """
 
     id: int
     sender: str
     recipients: tuple[str, ...]
-    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
-    message_id: str
+    data: bytes = attrs.field(default=b"", repr=lambda d: f"<{len(d)} bytes>")
+    message_id: str = ""
     message: int | None = None
+    path: str | None = None
+
+    def open(self):
+        """Return a binary stream of the wire form."""
+        if self.path is not None:
+            return open(self.path, "rb")
+        return io.BytesIO(self.data)
+
+    def read_bytes(self) -> bytes:
+        """Return the whole wire form (for small e-mails only)."""
+        with self.open() as stream:
+            return stream.read()
 
 
 @attrs.frozen

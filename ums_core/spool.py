@@ -30,12 +30,13 @@ import attrs
 from . import db
 from .content import fsync_dir
 from .errors import BusyError, UmsError
-from .intake import receive_message
+from .intake_batch import receive_batch
 from .model import IncomingMessage
 
 log = logging.getLogger(__name__)
 
 MAX_META_BYTES = 64 * 1024
+GROUP_SIZE = 32
 
 
 @attrs.frozen
@@ -81,10 +82,18 @@ def _fsync_file(path: str) -> None:
 
 
 def scan_spool(app, limit: int = 1000) -> list[SpoolOutcome]:
-    """Take up to LIMIT entries from spool/new, oldest name first."""
+    """Take up to LIMIT entries from spool/new, oldest name first.
+
+    Entries are committed in groups (one transaction per group of up to
+    GROUP_SIZE); each is removed only after its group's commit.
+    """
     new = spool_folder(app.home, "new")
     names = sorted(n for n in os.listdir(new) if n.endswith(".json"))[:limit]
-    return [take_entry(app, name[: -len(".json")]) for name in names]
+    names = [name[: -len(".json")] for name in names]
+    outcomes = []
+    for start in range(0, len(names), GROUP_SIZE):
+        outcomes += take_entries(app, names[start : start + GROUP_SIZE])
+    return outcomes
 
 
 def spool_ref(app, name: str) -> str:
@@ -99,31 +108,51 @@ def spool_ref(app, name: str) -> str:
     return "spool:" + name
 
 
-def take_entry(app, name: str) -> SpoolOutcome:
-    """Commit the spool entry NAME, or move it aside with the reason.
+def take_entries(app, names: list[str]) -> list[SpoolOutcome]:
+    """Commit the spool entries NAMES together, or move each bad one aside.
 
-    A busy database leaves the entry where it is, for the next scan; every
-    other problem, expected or not, moves it to spool/bad with the reason.
+    A busy database leaves the entries where they are, for the next scan;
+    every other problem, expected or not, moves an entry to spool/bad with
+    the reason.
     """
     new = spool_folder(app.home, "new")
-    meta_path = os.path.join(new, name + ".json")
-    meta: dict = {}
+    outcomes: dict[str, SpoolOutcome] = {}
+    items, taken = [], []
+    for name in names:
+        meta: dict = {}
+        try:
+            meta = _read_meta(os.path.join(new, name + ".json"))
+            incoming, content = _incoming_from_meta(meta, new)
+        except UmsError as exc:
+            outcomes[name] = _refuse(app, name, meta, exc.message)
+            continue
+        except (OSError, ValueError, RecursionError) as exc:
+            outcomes[name] = _refuse(app, name, meta, f"cannot read the entry: {exc}")
+            continue
+        items.append((incoming, spool_ref(app, name)))
+        taken.append((name, meta, content))
     try:
-        meta = _read_meta(meta_path)
-        incoming, content = _incoming_from_meta(meta, new)
-        ref = spool_ref(app, name)
-        message_id = receive_message(app, incoming, run_now=False, source_ref=ref)
+        results = receive_batch(app, items, run_now=False) if items else []
     except BusyError as exc:
-        log.warning("spool entry %s left for later: %s", name, exc.message)
-        return SpoolOutcome(name, None, exc.message)
-    except UmsError as exc:
-        return _refuse(app, name, meta, exc.message)
-    except (OSError, ValueError, RecursionError) as exc:
-        return _refuse(app, name, meta, f"cannot read the entry: {exc}")
-    os.unlink(meta_path)
+        for name, _, _ in taken:
+            log.warning("spool entry %s left for later: %s", name, exc.message)
+            outcomes[name] = SpoolOutcome(name, None, exc.message)
+        results = []
+    for (name, meta, content), result in zip(taken, results, strict=False):
+        outcomes[name] = _settle(app, name, meta, content, result)
+    return [outcomes[name] for name in names]
+
+
+def _settle(app, name: str, meta: dict, content, result) -> SpoolOutcome:
+    """Remove a committed entry, or move a refused one aside."""
+    if isinstance(result, UmsError):
+        return _refuse(app, name, meta, result.message)
+    if isinstance(result, Exception):
+        return _refuse(app, name, meta, f"cannot read the entry: {result}")
+    os.unlink(os.path.join(spool_folder(app.home, "new"), name + ".json"))
     if content:
         os.unlink(content)
-    return SpoolOutcome(name, message_id)
+    return SpoolOutcome(name, result)
 
 
 def _refuse(app, name: str, meta: dict, reason: str) -> SpoolOutcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -16,6 +17,8 @@ from .model import Mail, SendResult
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 20.0
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
 
 class SmtpTransport:
@@ -32,7 +35,9 @@ class SmtpTransport:
             return SendResult(False, False, None, "no mail server set (smtp.host)")
         try:
             smtp = self._connection()
-            refused = smtp.sendmail(mail.sender, list(mail.recipients), mail.data)
+            with mail.open() as stream:
+                rcpts = list(mail.recipients)
+                refused = send_stream(smtp, mail.sender, rcpts, stream)
         except smtplib.SMTPRecipientsRefused as exc:
             return self._refused(exc.recipients)
         except smtplib.SMTPAuthenticationError as exc:
@@ -132,6 +137,88 @@ class SmtpTransport:
             self._smtp.rset()
         except (smtplib.SMTPException, OSError):
             self.close()
+
+
+def send_stream(smtp: smtplib.SMTP, sender: str, recipients: list, stream) -> dict:
+    """Send the CRLF wire form in the binary STREAM like ``smtp.sendmail``.
+
+    The data goes out in pieces, dot-stuffed, so the e-mail is never in
+    memory whole. Returns the refused recipients; raises what sendmail raises.
+    """
+    smtp.ehlo_or_helo_if_needed()
+    options = []
+    if smtp.does_esmtp and smtp.has_extn("size"):
+        options.append(f"size={_stream_size(stream)}")
+    code, reply = smtp.mail(sender, options)
+    if code != 250:
+        _reset_quietly(smtp, code)
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    refused = {}
+    for rcpt in recipients:
+        code, reply = smtp.rcpt(rcpt)
+        if code not in (250, 251):
+            refused[rcpt] = (code, reply)
+        if code == 421:
+            smtp.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(recipients):
+        _reset_quietly(smtp, 0)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, reply = smtp.docmd("data")
+    if code != 354:
+        _reset_quietly(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    for piece in stuffed_pieces(stream):
+        smtp.send(piece)
+    code, reply = smtp.getreply()
+    if code != 250:
+        _reset_quietly(smtp, code)
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
+def _reset_quietly(smtp: smtplib.SMTP, code: int) -> None:
+    """End the transaction as sendmail does: close on 421, else RSET."""
+    if code == 421:
+        smtp.close()
+        return
+    try:
+        smtp.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+
+def _stream_size(stream) -> int:
+    """Return the byte size of STREAM (a file or a BytesIO)."""
+    if hasattr(stream, "getbuffer"):
+        return stream.getbuffer().nbytes
+    return os.fstat(stream.fileno()).st_size
+
+
+def stuffed_pieces(stream, size: int = 1 << 20):
+    """Yield the DATA of STREAM: CRLF line ends, leading dots doubled, final dot.
+
+    Pieces are cut after a line feed, so every piece starts a line; a lone CR
+    or LF becomes CRLF, as smtplib does for text. The final dot goes out with
+    the last piece: sent alone, it would wait for a delayed ACK (Nagle).
+    """
+    rest, ready = b"", b""
+    while chunk := stream.read(size):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        data, rest = data[:cut], data[cut:]
+        if data:
+            if ready:
+                yield ready
+            ready = _stuff(data)
+    if rest:
+        ready += _stuff(rest[:-1] if rest.endswith(b"\r") else rest) + b"\r\n"
+    yield ready + b".\r\n"
+
+
+def _stuff(data: bytes) -> bytes:
+    """Return DATA with CRLF line ends and a dot doubled where a line starts."""
+    return _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", data))
 
 
 def _result_for_code(code: int, text: str) -> SendResult:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
 from email import policy
 from email.parser import BytesHeaderParser
 
@@ -20,7 +21,7 @@ import attrs
 from .. import content, db
 from ..context import PluginContext
 from ..helpers import header_text
-from ..messages import to_model
+from ..messages import remember_recipient, to_model
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,20 @@ def _daemon_sender(headers) -> bool:
     return any(a.username.lower() in daemons for a in addresses)
 
 
+def header_block(raw: bytes) -> bytes:
+    """Return the header lines of RAW through the blank line that ends them.
+
+    The header parser reads and splits every line it is given, the body's
+    too, before it looks only at the headers.
+    """
+    found = []
+    for mark in (b"\r\n\r\n", b"\n\n"):
+        at = raw.find(mark)
+        if at >= 0:
+            found.append(at + len(mark))
+    return raw[: min(found)] if found else raw
+
+
 def identify_sender(app, envelope: Envelope, headers):
     """Return the active user who sent the e-mail, or None."""
     ctx = PluginContext(app)
@@ -112,7 +127,9 @@ def identify_sender(app, envelope: Envelope, headers):
 
 def accept_mail(app, envelope: Envelope) -> str:
     """Handle one e-mail after DATA; return the SMTP reply to send."""
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(envelope.raw)
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(
+        header_block(envelope.raw)
+    )
     recipients = [d.address for d in envelope.destinations]
     subject = header_text(decode_raw_header(str(headers.get("Subject", ""))), 200)
     reason = automatic_reason(envelope.mail_from, headers)
@@ -152,54 +169,47 @@ def delete_unknown(app, envelope: Envelope, recipients: list[str], subject: str)
     )
 
 
-def _source_ref(envelope: Envelope, destination) -> str:
+def _source_ref(envelope: Envelope, destination, raw_sha256: str) -> str:
     """Return what makes a repeat of the same hand-over recognisable.
 
     Only a true retry (the same bytes from the same sender to the same
     destination) is merged; two different mails that share a Message-ID are not.
+    RAW_SHA256 is the hex digest of the e-mail's bytes.
     """
-    digest = hashlib.sha256(envelope.raw).hexdigest()[:32]
+    digest = raw_sha256[:32]
     sender = hashlib.sha256(envelope.mail_from.encode("utf-8", "replace"))
     where = f"{destination.kind}:{destination.number}/{destination.subaddress}"
     return f"gw:{digest}:{sender.hexdigest()[:16]}:{where}"
 
 
 def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int]:
-    """Store the e-mail and one outbound message plus job per destination."""
-    refs = [_source_ref(envelope, d) for d in envelope.destinations]
-    known = {
-        row.source_ref: row.id
-        for row in db.Message.select().where(db.Message.source_ref.in_(refs))
-    }
-    if len(known) == len(set(refs)):
-        return [known[ref] for ref in refs]
+    """Store the e-mail and one outbound message plus job per destination.
+
+    The e-mail is written first; a true retry of a mail already committed
+    finds its messages inside the transaction, and the new copy is removed.
+    """
     stored = content.store_bytes(app.content_root, "content", envelope.raw, ".eml")
-    ids = []
+    refs = [_source_ref(envelope, d, stored.sha256) for d in envelope.destinations]
+    created = []
     with db.write_transaction():
-        for destination, ref in zip(envelope.destinations, refs, strict=True):
-            existing = db.Message.get_or_none(db.Message.source_ref == ref)
-            if existing is not None:
-                ids.append(existing.id)
-                continue
-            row = db.Message.create(
-                kind=destination.kind,
-                direction="outbound",
-                called=destination.number,
-                sender_raw=header_text(envelope.mail_from, 200),
-                station_id=destination.subaddress,
-                received_at=db.utcnow(),
-                recipient=user.email,
-                location=app.config.get("mode"),
-                state="received",
-                subject=subject,
-                source_name=stored.name,
-                source_ref=ref,
+        known = {
+            row.source_ref: row.id
+            for row in db.Message.select(db.Message.id, db.Message.source_ref).where(
+                db.Message.source_ref.in_(refs)
             )
-            db.Job.create(kind="prepare_outgoing", message=row)
-            ids.append(row.id)
+        }
+        for destination, ref in zip(envelope.destinations, refs, strict=True):
+            if ref in known:
+                continue
+            row = _create_outgoing(
+                app, envelope, user, destination, ref, subject, stored.name
+            )
+            known[ref] = row.id
+            created.append(row)
+    if not created:
+        _remove_copy(app, stored)
     ctx = PluginContext(app)
-    for message_id in ids:
-        row = db.Message.get_by_id(message_id)
+    for row in created:
         log.info(
             "msg %d: outbound %s from %s to %s accepted",
             row.id,
@@ -207,5 +217,36 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
             row.recipient,
             row.called,
         )
+        remember_recipient(row, user)
         app.fire("ums_outgoing_accepted", message=to_model(app, row), ctx=ctx)
-    return ids
+    return [known[ref] for ref in refs]
+
+
+def _create_outgoing(app, envelope, user, destination, ref, subject, source):
+    """Insert one outbound message and its first job (in the caller's transaction).
+
+    SOURCE is the stored name of the e-mail.
+    """
+    row = db.Message.create(
+        kind=destination.kind,
+        direction="outbound",
+        called=destination.number,
+        sender_raw=header_text(envelope.mail_from, 200),
+        station_id=destination.subaddress,
+        received_at=db.utcnow(),
+        recipient=user.email,
+        location=app.config.get("mode"),
+        state="received",
+        subject=subject,
+        source_name=source,
+        source_ref=ref,
+    )
+    db.Job.create(kind="prepare_outgoing", message=row)
+    return row
+
+
+def _remove_copy(app, stored) -> None:
+    try:
+        os.unlink(app.content_path(stored.name))
+    except FileNotFoundError:
+        pass

@@ -74,7 +74,7 @@ def purge_command(state, days, dry_run):
     if not days:
         click.echo("journal.retention_days is 0: messages are kept; nothing to do")
         return
-    result = purge_old(app.home, days, dry_run)
+    result = purge_old(app.content_root, days, dry_run)
     verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"{verb} {result.deleted} messages received before "

@@ -11,8 +11,9 @@ from email.utils import format_datetime
 
 from ums_core.helpers import (
     ascii_file_name,
+    attach_file,
     caller_label,
-    fax_to_pdf,
+    fax_pdf_data,
     fax_to_tiff,
     header_text,
     set_text_body,
@@ -105,26 +106,30 @@ def _attach_content(mail: EmailMessage, message, ctx, values) -> None:
     who = (message.sender or "unknown").lstrip("+")
     if message.kind == "voice":
         name = ascii_file_name("voice", stamp, who, extension=".wav")
-        _attach_file(mail, message.content_path, "audio", "wav", name)
+        attach_file(mail, message.content_path, "audio", "wav", name)
         return
     wanted = ctx.config.get("fax.attachment_format")
     if wanted in ("pdf", "both"):
         name = ascii_file_name("fax", stamp, who, extension=".pdf")
-        _attach_converted(mail, message.content_path, fax_to_pdf, "pdf", name)
+        _attach_fax(mail, message, "application/pdf", fax_pdf_data, name)
     if wanted in ("tiff", "both"):
         name = ascii_file_name("fax", stamp, who, extension=".tif")
-        _attach_converted(mail, message.content_path, fax_to_tiff, "tiff", name)
+        _attach_fax(mail, message, "image/tiff", _convert_to_tiff, name)
 
 
-def _attach_converted(mail, source, convert, subtype, name) -> None:
-    maintype = "application" if subtype == "pdf" else "image"
+def _attach_fax(mail, message, content_type, convert, name) -> None:
+    """Attach the fax as CONTENT_TYPE: the stored file itself, or converted."""
+    maintype, subtype = content_type.split("/")
+    if message.content_type == content_type:
+        attach_file(mail, message.content_path, maintype, subtype, name)
+        return
+    data = convert(message.content_path)
+    attach_file(mail, data, maintype, subtype, name)
+
+
+def _convert_to_tiff(source) -> bytes:
     with tempfile.TemporaryDirectory(prefix="ums-") as folder:
-        target = os.path.join(folder, name)
-        convert(source, target)
-        _attach_file(mail, target, maintype, subtype, name)
-
-
-def _attach_file(mail, path, maintype, subtype, name) -> None:
-    with open(path, "rb") as handle:
-        data = handle.read()
-    mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+        target = os.path.join(folder, "fax.tif")
+        fax_to_tiff(source, target)
+        with open(target, "rb") as handle:
+            return handle.read()
