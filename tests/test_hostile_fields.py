@@ -19,7 +19,7 @@ from test_gateway import FAX, gateway_app, outbound  # noqa: F401
 from ums_core import db
 from ums_core.context import PluginContext
 from ums_core.intake import receive_message
-from ums_core.mailqueue import serialize_mail
+from ums_core.mailqueue import iter_wire, serialize_mail
 from ums_core.messages import to_model
 from ums_core.model import IncomingMessage
 from ums_core.numbers import SiteRules
@@ -93,7 +93,7 @@ def compose(app, kind, samples, name="", station="", sender="+4930555010", text=
     row = db.Message.get_by_id(receive_message(app, incoming, run_now=False))
     ctx = PluginContext(app)
     mail = app.hook.ums_compose_mail(message=to_model(app, row), ctx=ctx)
-    wire = serialize_mail(mail)
+    wire = b"".join(iter_wire(serialize_mail(mail)))  # base64 from the files too
     return row, mail, email.message_from_bytes(wire, policy=policy.default), wire
 
 
@@ -149,6 +149,18 @@ def test_sms_sender_and_text_cannot_inject_and_text_is_kept(
     assert visible(row.text) == visible(text)
 
 
+def attachment_bytes(part) -> bytes:
+    """Return what PART carries: streamed parts name their file (or bytes)."""
+    streamed = getattr(part, "ums_stream_source", None)
+    if streamed is None:
+        return part.get_content()
+    source = streamed[1]
+    if isinstance(source, bytes):
+        return source
+    with open(source, "rb") as handle:
+        return handle.read()
+
+
 @settings(
     max_examples=15,
     deadline=None,
@@ -167,7 +179,7 @@ def test_composed_mail_round_trips_headers_and_attachment_bytes(
     assert [(k, str(v)) for k, v in parsed.items()] == [
         (k, str(v)) for k, v in mail.items()
     ]
-    sent = [(p.get_filename(), p.get_content()) for p in mail.iter_attachments()]
+    sent = [(p.get_filename(), attachment_bytes(p)) for p in mail.iter_attachments()]
     got = [(p.get_filename(), p.get_content()) for p in parsed.iter_attachments()]
     assert got == sent
     if kind == "voice":

@@ -145,6 +145,9 @@ def take_entries(app, names: list[str]) -> list[SpoolOutcome]:
 
 def _settle(app, name: str, meta: dict, content, result) -> SpoolOutcome:
     """Remove a committed entry, or move a refused one aside."""
+    if isinstance(result, BusyError):  # no space, or the database is busy
+        log.warning("spool entry %s left for later: %s", name, result.message)
+        return SpoolOutcome(name, None, result.message)
     if isinstance(result, UmsError):
         return _refuse(app, name, meta, result.message)
     if isinstance(result, Exception):

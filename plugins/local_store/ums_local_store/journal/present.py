@@ -100,7 +100,7 @@ def present_detail(row, ctx, t, language: str) -> dict:
         {name: getattr(row, name) for name in _LIST_NAMES}, ctx, t, language
     )
     fmt = files.content_format(row)
-    home = ctx.content_folder()
+    home = ctx.content_folder
     has_content = files.content_path(home, row) is not None
     detail.update(
         text=row.text,

@@ -389,7 +389,7 @@ def message_file(message_id: int, kind: str):
     from .present import file_for
 
     row = _owned_row(message_id)
-    found = file_for(row, kind, _ums().content_folder(), _ctx(), flask.g.t)
+    found = file_for(row, kind, _ums().content_folder, _ctx(), flask.g.t)
     if found is None:
         flask.abort(404)
     download = flask.request.args.get("download") == "1"
@@ -412,7 +412,7 @@ def page_png(message_id: int, number: int):
     if flask.g.session is None:
         return _login_redirect()
     row = _owned_row(message_id)
-    path = files.page_preview(_ums().content_folder(), row, number)
+    path = files.page_preview(_ums().content_folder, row, number)
     if path is None:
         flask.abort(404)
     flask.g.file_response = True
@@ -433,7 +433,7 @@ def message_delete(message_id: int):
     _require_csrf()
     try:
         delete_message(
-            _ums().content_folder(), row.id, f"{flask.g.session.email} (journal)"
+            _ums().content_folder, row.id, f"{flask.g.session.email} (journal)"
         )
     except MessageBusy:
         detail = present_detail(row, _ctx(), flask.g.t, flask.g.language)
