@@ -56,6 +56,7 @@ def count_commits(app):
     return commits
 
 
+@pytest.mark.sqlite_only("counts commits with SQLite's trace callback")
 def test_group_is_stored_with_two_commits(app, alice, tmp_path):
     """One commit for the rows and jobs, one for the local deliveries."""
     items = mixed_items(tmp_path)
@@ -107,6 +108,7 @@ def test_busy_database_stores_nothing(app, alice, tmp_path, monkeypatch):
     assert stored == []
 
 
+@pytest.mark.sqlite_only("counts commits with SQLite's trace callback")
 def test_spool_group_removes_entries_only_after_commit(app, alice, tmp_path):
     fax = tmp_path / "in.tif"
     write_fax_tiff(str(fax), "spooled", pages=1)
