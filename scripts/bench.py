@@ -29,6 +29,7 @@ from ums_core.app import App, create_instance
 from ums_core.gateway.listener import Gateway
 from ums_core.intake import receive_message
 from ums_core.intake_batch import receive_batch
+from ums_core.media_fax import join_pdf_objects
 from ums_core.model import IncomingMessage
 from ums_core.numbers import SiteRules
 from ums_core.queue import run_due_jobs
@@ -447,23 +448,8 @@ def write_pdf(path: str, size: int) -> None:
         + b"\nendstream",
         b"<< /Length 32 >>\nstream\nq 595 0 0 842 0 0 cm /Im0 Do Q\n\nendstream",
     ]
-    write_pdf_objects(path, objects)
-
-
-def write_pdf_objects(path: str, objects: list[bytes]) -> None:
-    """Write OBJECTS as a PDF file with its cross-reference table."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1)
-    out += b"startxref\n%d\n%%%%EOF\n" % xref
     with open(path, "wb") as handle:
-        handle.write(out)
+        handle.write(join_pdf_objects(objects))
 
 
 def write_long_wav(path: str, minutes: int) -> None:
