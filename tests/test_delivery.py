@@ -3,6 +3,7 @@
 import io
 import os
 
+import peewee as pw
 import pytest
 from conftest import reopen, use_mailserver
 from pypdf import PdfReader
@@ -248,3 +249,27 @@ def test_stable_message_id_on_resend(mail_app, smtp_sink):
     run_due_jobs(mail_app)
     ids = [m["Message-ID"] for m in smtp_sink.handler.parsed()]
     assert len(ids) == 2 and ids[0] == ids[1]
+
+
+def test_a_failed_record_after_250_is_retried_not_resent(
+    mail_app, smtp_sink, monkeypatch
+):
+    from ums_core import delivery
+
+    real_mark = delivery._mark_sent
+    failures = []
+
+    def mark_once_failing(app, job, mail_row):
+        if not failures:
+            failures.append(mail_row.id)
+            raise pw.OperationalError("database or disk is full")
+        real_mark(app, job, mail_row)
+
+    monkeypatch.setattr(delivery, "_mark_sent", mark_once_failing)
+    monkeypatch.setattr(delivery.time, "sleep", lambda seconds: None)
+    incoming = IncomingMessage(kind="sms", called="+4917012345", text="einmal")
+    row, _ = deliver(mail_app, incoming)
+    run_due_jobs(mail_app)
+    assert failures and row.state == "delivered"
+    assert len(smtp_sink.handler.messages) == 1
+    assert db.Mail.get_by_id(failures[0]).state == "sent"

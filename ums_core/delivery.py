@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+
+import peewee as pw
 
 from . import db
 from .context import PluginContext
@@ -163,18 +166,50 @@ def send_mail(app, job: db.Job) -> None:
             db.Mail.id == mail_row.id
         ).execute()
         raise JobFailure(result.detail, permanent=result.permanent)
-    with db.write_transaction():
-        db.Mail.update(state="sent", sent_at=db.utcnow(), last_error="").where(
-            db.Mail.id == mail_row.id
-        ).execute()
-        if mail_row.purpose == "secret":
-            _forget_secret_mail(app, mail_row)
-        if mail_row.message_id and mail_row.purpose == "message":
-            db.Message.update(state="delivered", error="").where(
-                db.Message.id == mail_row.message_id
-            ).execute()
-        finish_job(job)
+    _record_sent(app, job, mail_row)
     _log_sent(app, mail_row, mail, ctx)
+
+
+RECORD_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+def _record_sent(app, job: db.Job, mail_row: db.Mail) -> None:
+    """Commit that the mail server took MAIL_ROW, trying again for a while.
+
+    Once the server said 250, failing to record it means sending it again
+    later: a full disk or a database gone for a moment is waited out here
+    (about a minute) before the job is left to the queue.
+    """
+    for pause in (*RECORD_PAUSES, None):
+        try:
+            with db.write_transaction():
+                _mark_sent(app, job, mail_row)
+            return
+        except (pw.OperationalError, pw.InterfaceError, OSError) as exc:
+            if pause is None:
+                raise
+            log.warning(
+                "mail %d: the mail server accepted %s but recording it failed"
+                " (%s); trying again in %gs",
+                mail_row.id,
+                mail_row.msgid,
+                exc,
+                pause,
+            )
+            time.sleep(pause)
+
+
+def _mark_sent(app, job: db.Job, mail_row: db.Mail) -> None:
+    db.Mail.update(state="sent", sent_at=db.utcnow(), last_error="").where(
+        db.Mail.id == mail_row.id
+    ).execute()
+    if mail_row.purpose == "secret":
+        _forget_secret_mail(app, mail_row)
+    if mail_row.message_id and mail_row.purpose == "message":
+        db.Message.update(state="delivered", error="").where(
+            db.Message.id == mail_row.message_id
+        ).execute()
+    finish_job(job)
 
 
 def _log_sent(app, mail_row, mail, ctx) -> None:
