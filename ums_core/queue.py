@@ -83,16 +83,12 @@ def _lease_until(app, now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=app.config.get("queue.lease"))
 
 
-def claim_jobs(app, limit: int, only_id: int | None = None) -> list[db.Job]:
+def claim_jobs(app, limit: int) -> list[db.Job]:
     """Lease up to LIMIT due jobs to this node and return them."""
     with db.write_transaction():
         now = db.db_now()
         expires = _lease_until(app, now)
         query = db.Job.select().where(_claimable(now))
-        if only_id is not None:
-            query = db.Job.select().where(
-                (db.Job.id == only_id) & (db.Job.state == "queued")
-            )
         query = query.order_by(db.Job.due_at, db.Job.id).limit(limit)
         if db.is_postgresql(app.database):
             query = query.for_update(skip_locked=True)
@@ -294,14 +290,6 @@ def _lease_lost(job: db.Job) -> str:
         job.kind,
     )
     return "lost"
-
-
-def run_job_now(app, job_id: int) -> str | None:
-    """Claim and run job JOB_ID at once if it is still queued."""
-    jobs = claim_jobs(app, 1, only_id=job_id)
-    if not jobs or not start_job(app, jobs[0]):
-        return None
-    return run_job(app, jobs[0])
 
 
 def run_due_jobs(

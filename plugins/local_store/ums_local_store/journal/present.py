@@ -7,6 +7,7 @@ import os
 import attrs
 
 from . import files
+from .listing import LIST_COLUMNS
 
 NAME_LIMIT = 120
 TIME_FORMATS = {"en": "%Y-%m-%d %H:%M", "de": "%d.%m.%Y %H:%M"}
@@ -120,22 +121,7 @@ def present_detail(row, ctx, t, language: str) -> dict:
     return detail
 
 
-_LIST_NAMES = (
-    "id",
-    "kind",
-    "direction",
-    "sender",
-    "sender_raw",
-    "sender_name",
-    "called",
-    "received_at",
-    "state",
-    "pages",
-    "duration",
-    "read_at",
-    "text",
-    "subject",
-)
+_LIST_NAMES = tuple(column.name for column in LIST_COLUMNS)
 
 
 def file_for(row, kind: str, home: str, ctx, t) -> Found | None:

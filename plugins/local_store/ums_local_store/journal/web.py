@@ -56,12 +56,8 @@ def create_journal(ctx: PluginContext) -> flask.Flask:
 # Request life -----------------------------------------------------------------
 
 
-def _ums():
+def _ums() -> PluginContext:
     return flask.current_app.extensions["ums"]
-
-
-def _ctx() -> PluginContext:
-    return _ums()
 
 
 def _load_session() -> None:
@@ -345,7 +341,7 @@ def message_list():
         before=_page_id("before"),
         after=_page_id("after"),
     )
-    ctx = _ctx()
+    ctx = _ums()
     rows = [present_row(row, ctx, flask.g.t, flask.g.language) for row in page.rows]
     return flask.render_template(
         "list.html",
@@ -373,7 +369,7 @@ def message_show(message_id: int):
             ).execute()
         row.read_at = db.utcnow()
         log.info("msg %d: opened in the journal by %s", row.id, flask.g.session.email)
-    detail = present_detail(row, _ctx(), flask.g.t, flask.g.language)
+    detail = present_detail(row, _ums(), flask.g.t, flask.g.language)
     return flask.render_template("message.html", m=detail)
 
 
@@ -389,7 +385,7 @@ def message_file(message_id: int, kind: str):
     from .present import file_for
 
     row = _owned_row(message_id)
-    found = file_for(row, kind, _ums().content_folder, _ctx(), flask.g.t)
+    found = file_for(row, kind, _ums().content_folder, _ums(), flask.g.t)
     if found is None:
         flask.abort(404)
     download = flask.request.args.get("download") == "1"
@@ -428,7 +424,7 @@ def message_delete(message_id: int):
 
     row = _owned_row(message_id)
     if flask.request.method == "GET":
-        detail = present_detail(row, _ctx(), flask.g.t, flask.g.language)
+        detail = present_detail(row, _ums(), flask.g.t, flask.g.language)
         return flask.render_template("delete.html", m=detail)
     _require_csrf()
     try:
@@ -436,6 +432,6 @@ def message_delete(message_id: int):
             _ums().content_folder, row.id, f"{flask.g.session.email} (journal)"
         )
     except MessageBusy:
-        detail = present_detail(row, _ctx(), flask.g.t, flask.g.language)
+        detail = present_detail(row, _ums(), flask.g.t, flask.g.language)
         return flask.render_template("delete.html", m=detail, busy=True), 409
     return flask.redirect(flask.url_for("message_list", done="deleted"))
