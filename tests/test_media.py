@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
-from ums_core import media_fax, samples
+from ums_core import media_fax, samples, tiff_decode
 from ums_core.errors import MediaError
 from ums_core.media import (
     MediaInfo,
@@ -255,13 +255,56 @@ def test_probe_fax_refuses_greyscale_tiff(tmp_path):
         probe_fax(tmp_path / "grey.tif")
 
 
-def test_probe_fax_refuses_image_length_beyond_data(tmp_path):
+@pytest.mark.parametrize(
+    "decoder, reason",
+    [
+        ("libtiff", "TIFFFillStrip: Invalid strip byte count 0, strip 1"),
+        ("pillow", "decoder error -2"),
+    ],
+)
+def test_probe_fax_refuses_image_length_beyond_data(
+    tmp_path, monkeypatch, decoder, reason
+):
+    if decoder == "libtiff" and not tiff_decode.available():
+        pytest.skip("no libtiff 4.5 here")
+    if decoder == "pillow":
+        monkeypatch.setattr(tiff_decode, "available", lambda: False)
     data = build_tiff(read_ccitt_strip("tiff_ccitt"), t257=3000)
     with pytest.raises(MediaError) as caught:
         probe_fax(write_bytes(tmp_path, "liar.tif", data))
     assert str(caught.value) == (
-        "fax page 1 cannot be decoded: decoder error -2 (corrupt CCITT data)"
+        f"fax page 1 cannot be decoded: {reason} (corrupt CCITT data)"
     )
+
+
+@pytest.mark.parametrize("garbage", [b"\xff", b"\x00", b"\x5a\xc3"])
+def test_libtiff_and_pillow_agree_on_garbled_pages(tmp_path, monkeypatch, garbage):
+    samples.write_fax_tiff(tmp_path / "fax.tif", pages=2)
+    with Image.open(tmp_path / "fax.tif") as image:
+        image.seek(1)
+        offset, count = image.tag_v2[273][0], image.tag_v2[279][0]
+    data = bytearray((tmp_path / "fax.tif").read_bytes())
+    data[offset + 40 : offset + count] = (garbage * count)[: count - 40]
+    path = write_bytes(tmp_path, "garbled.tif", bytes(data))
+
+    def verdict():
+        try:
+            return len(media_fax.inspect_tiff(path))
+        except MediaError as exc:
+            return str(exc).split(":")[0]
+
+    fast = verdict()
+    monkeypatch.setattr(tiff_decode, "available", lambda: False)
+    assert verdict() == fast
+
+
+def test_libtiff_and_pillow_accept_the_same_good_pages(tmp_path, monkeypatch):
+    samples.write_fax_tiff(tmp_path / "g3.tif", pages=2)
+    samples.write_fax_tiff(tmp_path / "g4.tif", pages=2, compression="group4")
+    fast = [media_fax.inspect_tiff(tmp_path / n) for n in ("g3.tif", "g4.tif")]
+    monkeypatch.setattr(tiff_decode, "available", lambda: False)
+    slow = [media_fax.inspect_tiff(tmp_path / n) for n in ("g3.tif", "g4.tif")]
+    assert fast == slow
 
 
 def test_probe_fax_refuses_strip_beyond_end_of_file(tmp_path):

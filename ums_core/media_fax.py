@@ -17,6 +17,7 @@ from PIL import Image
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from ums_core import tiff_decode
 from ums_core.errors import MediaError
 
 log = logging.getLogger(__name__)
@@ -110,23 +111,43 @@ class FaxPage:
     coding: str
     dpi: tuple[float, float]
     dpi_assumed: bool
+    data_kind: str = "CCITT"
 
 
 def inspect_tiff(path) -> list[FaxPage]:
-    """Decode every page of the TIFF at PATH and return what each page is."""
+    """Decode every page of the TIFF at PATH and return what each page is.
+
+    The tags are read with Pillow; the pages are decoded with libtiff alone
+    where it is available (much faster than Pillow's one byte per pixel).
+    """
     file_size = os.path.getsize(path)
+    fast = tiff_decode.available()
     try:
         with Image.open(path) as image:
-            return [
-                check_tiff_page(image, index, path, file_size)
+            pages = [
+                check_tiff_page(image, index, path, file_size, decode=not fast)
                 for index in range(image.n_frames)
             ]
     except PIL_ERRORS as exc:
         raise MediaError(f"not a fax: the TIFF structure is damaged ({exc})") from exc
+    if fast:
+        try:
+            tiff_decode.check_pages(path, len(pages))
+        except tiff_decode.DecodeFailure as exc:
+            raise MediaError(
+                f"fax page {exc.page} cannot be decoded: {exc.reason}"
+                f" (corrupt {pages[exc.page - 1].data_kind} data)"
+            ) from None
+    return pages
 
 
-def check_tiff_page(image, index: int, path, file_size: int) -> FaxPage:
-    """Seek IMAGE to page INDEX, check it is a decodable bilevel page, describe it."""
+def check_tiff_page(
+    image, index: int, path, file_size: int, decode: bool = True
+) -> FaxPage:
+    """Seek IMAGE to page INDEX, check it is a bilevel page, describe it.
+
+    With DECODE the page is also decoded with Pillow to prove its data whole.
+    """
     image.seek(index)
     number = index + 1
     if image.mode != "1":
@@ -137,15 +158,16 @@ def check_tiff_page(image, index: int, path, file_size: int) -> FaxPage:
     compression = tags.get(TAG_COMPRESSION, 1)
     if compression == 3 and tags.get(TAG_T4_OPTIONS, 0) & T4_FILL_BITS:
         check_leading_eol(path, tags, number)
-    try:
-        image.load()
-    except PIL_ERRORS as exc:
-        what = "CCITT" if compression in CCITT_COMPRESSIONS else "image"
-        raise MediaError(
-            f"fax page {number} cannot be decoded: {exc} (corrupt {what} data)"
-        ) from exc
+    what = "CCITT" if compression in CCITT_COMPRESSIONS else "image"
+    if decode:
+        try:
+            image.load()
+        except PIL_ERRORS as exc:
+            raise MediaError(
+                f"fax page {number} cannot be decoded: {exc} (corrupt {what} data)"
+            ) from exc
     dpi, assumed = read_page_dpi(tags, image.size)
-    return FaxPage(image.width, image.height, describe_coding(tags), dpi, assumed)
+    return FaxPage(image.width, image.height, describe_coding(tags), dpi, assumed, what)
 
 
 def check_strip_table(tags, number: int, file_size: int) -> None:
