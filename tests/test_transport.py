@@ -175,17 +175,30 @@ def test_password_is_never_sent_without_tls(home, smtp_sink, tmp_path):
 # --- DATA sent from the file in pieces -----------------------------------------
 
 
+WIRES = [
+    b".top\r\nmid.dle\r\n..two\nbare lf\rbare cr\r\n.\r\nlast line",
+    b"clean\r\nbase64QUJD\r\nno dots at line starts.\r\n",
+    b"clean\r\n.dot after crlf\r\n",
+    b"only bare lf\nhere\n",
+    b"only bare cr\rhere\r",
+    b"crlf\r\nthen one cr\rend\r\n",
+    b"\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("wire", WIRES)
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 1 << 20])
-def test_stuffed_pieces_match_smtplib_for_any_piece_size(size):
+def test_stuffed_pieces_match_smtplib_for_any_piece_size(size, wire):
     """Dots doubled at line starts, bare CR/LF made CRLF, whatever the cut."""
     import io
     import smtplib
 
     from ums_core.transport import stuffed_pieces
 
-    wire = b".top\r\nmid.dle\r\n..two\nbare lf\rbare cr\r\n.\r\nlast line"
     expected = smtplib._quote_periods(smtplib._fix_eols(wire.decode()).encode())
-    expected += b"\r\n.\r\n"
+    if not expected.endswith(b"\r\n"):
+        expected += b"\r\n"  # as SMTP.data does
+    expected += b".\r\n"
     assert b"".join(stuffed_pieces(io.BytesIO(wire), size)) == expected
 
 

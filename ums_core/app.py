@@ -155,6 +155,13 @@ class App:
         """
         self.collect(event, **kwargs)
 
+    def listens(self, event: str) -> bool:
+        """Return whether any active plugin implements EVENT.
+
+        Lets a caller skip building an event's arguments nobody would read.
+        """
+        return bool(getattr(self.pm.hook, event).get_hookimpls())
+
     def collect(self, event: str, **kwargs) -> list:
         """Call EVENT on every active plugin, guarded, and return their answers."""
         answers = []

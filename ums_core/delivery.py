@@ -217,7 +217,11 @@ def _log_sent(app, mail_row, mail, ctx) -> None:
         f"msg {mail_row.message_id}" if mail_row.message_id else f"mail {mail_row.id}"
     )
     log.info("%s: mail server accepted %s", subject, mail_row.msgid)
-    if mail_row.message_id and mail_row.purpose == "message":
+    if (
+        mail_row.message_id
+        and mail_row.purpose == "message"
+        and app.listens("ums_message_delivered")
+    ):
         message = to_model(app, db.Message.get_by_id(mail_row.message_id))
         app.fire("ums_message_delivered", message=message, mail=mail, ctx=ctx)
 

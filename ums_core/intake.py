@@ -96,8 +96,6 @@ def receive_message(
 
 def announce_received(app, row) -> None:
     """Log the committed message ROW and tell the plugins it was received."""
-    ctx = PluginContext(app)
-    message = to_model(app, row)
     log.info(
         "msg %d: %s received from %s to %s",
         row.id,
@@ -105,8 +103,13 @@ def announce_received(app, row) -> None:
         row.sender_raw or "-",
         row.called,
     )
-    app.fire("ums_message_received", message=message, ctx=ctx)
-    app.fire("ums_message_routed", message=message, ctx=ctx)
+    events = [
+        e for e in ("ums_message_received", "ums_message_routed") if app.listens(e)
+    ]
+    if events:
+        message, ctx = to_model(app, row), PluginContext(app)
+        for event in events:
+            app.fire(event, message=message, ctx=ctx)
 
 
 def _validate(app, incoming: IncomingMessage) -> dict:

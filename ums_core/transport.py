@@ -217,8 +217,17 @@ def stuffed_pieces(stream, size: int = 1 << 20):
 
 
 def _stuff(data: bytes) -> bytes:
-    """Return DATA with CRLF line ends and a dot doubled where a line starts."""
-    return _LEADING_DOT.sub(b"..", _LINE_END.sub(b"\r\n", data))
+    """Return DATA with CRLF line ends and a dot doubled where a line starts.
+
+    DATA starts a line. The counts and the search are quick scans; the
+    rewrites run only for data that needs them (base64 never does).
+    """
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        data = _LINE_END.sub(b"\r\n", data)
+    if data.startswith(b".") or b"\n." in data:
+        data = _LEADING_DOT.sub(b"..", data)
+    return data
 
 
 def _result_for_code(code: int, text: str) -> SendResult:

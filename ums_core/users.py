@@ -142,14 +142,32 @@ def remove_user(email: str) -> None:
 
 
 def find_active_owner(e164: str) -> User | None:
-    """Return the active user who owns the number E164, or None."""
-    row = (
-        db.User.select()
+    """Return the active user who owns the number E164, or None.
+
+    Asked for every inbound message: plain tuples, no model rows.
+    """
+    owner = (
+        db.User.select(db.User.id, db.User.email, db.User.name, db.User.language)
         .join(db.Number)
         .where((db.Number.e164 == e164) & (db.User.active == True))  # noqa: E712
-        .first()
+        .limit(1)
+        .tuples()
     )
-    return to_model(row) if row else None
+    for user_id, email, name, language in owner:
+        numbers = (
+            db.Number.select(db.Number.kind, db.Number.e164)
+            .where(db.Number.user == user_id)
+            .order_by(db.Number.id)
+            .tuples()
+        )
+        return User(
+            email=email,
+            name=name,
+            language=language,
+            active=True,
+            numbers=tuple(numbers),
+        )
+    return None
 
 
 def find_active_user(address: str) -> User | None:
