@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import zoneinfo
 from email.headerregistry import Address
@@ -66,8 +67,7 @@ class PluginContext:
                 "system_sender is not set: ums writes no mails of its own without it",
                 hint="ums config set system_sender 'Fax service <fax@example.com>'",
             )
-        name, addr = parseaddr(configured or FALLBACK_SENDER)
-        return Address(display_name=name, addr_spec=addr)
+        return _parse_sender(configured or FALLBACK_SENDER)
 
     def mail_domain(self, kind: str) -> str:
         """Return the mail domain for KIND (fax, sms, voice), or ''."""
@@ -115,3 +115,10 @@ class PluginContext:
         if not config.get("sender_identification"):
             return None
         return self._app.hook.ums_lookup_caller(number=number, ctx=self)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_sender(text: str) -> Address:
+    """Return the Address in TEXT (parsed once per configured value)."""
+    name, addr = parseaddr(text)
+    return Address(display_name=name, addr_spec=addr)

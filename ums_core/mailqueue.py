@@ -141,10 +141,11 @@ def queue_mail(app, mail: EmailMessage, purpose: str, message_id=None) -> int:
 
 def insert_mail(fields: dict, name: str, message_id=None) -> db.Mail:
     """Insert the mail row and its send job (inside the caller's transaction)."""
-    existing = db.Mail.get_or_none(db.Mail.msgid == fields["msgid"])
+    queued = db.Mail.select(db.Mail.id).where(db.Mail.msgid == fields["msgid"])
+    existing = queued.tuples().first()
     if existing is not None:
         log.warning("mail %s is already queued", fields["msgid"])
-        return existing
+        return db.Mail.get_by_id(existing[0])
     row = db.Mail.create(message=message_id, path=name, **fields)
     db.Job.create(kind="send_mail", mail=row, message=message_id)
     log.info("mail %d queued (%s) %s", row.id, fields["purpose"], fields["msgid"])

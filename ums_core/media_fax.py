@@ -126,7 +126,7 @@ def inspect_tiff(path) -> list[FaxPage]:
         with Image.open(path) as image:
             pages = [
                 check_tiff_page(image, index, path, file_size, decode=not fast)
-                for index in range(image.n_frames)
+                for index in iter_frames(image)
             ]
     except PIL_ERRORS as exc:
         raise MediaError(f"not a fax: the TIFF structure is damaged ({exc})") from exc
