@@ -16,6 +16,7 @@ from .messages import to_model
 from .model import Mail
 from .queue import JobFailure, finish_job
 from .routing import resolve_route
+from .statements import Statement
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +149,23 @@ def _report_stored(app, row: db.Message, message, results) -> None:
     )
 
 
+_SET_STATE = Statement(
+    ("str", "str", "int"),
+    lambda state, error, message_id: db.Message.update(state=state, error=error).where(
+        db.Message.id == message_id
+    ),
+)
+_MAIL_SENT = Statement(
+    ("utc", "int"),
+    lambda sent_at, mail_id: db.Mail.update(
+        state="sent", sent_at=sent_at, last_error=""
+    ).where(db.Mail.id == mail_id),
+)
+
+
 def _set_state(row: db.Message, state: str, error: str = "") -> None:
     row.state = state
-    db.Message.update(state=state, error=error).where(db.Message.id == row.id).execute()
+    _SET_STATE.rowcount(state, error, row.id)
 
 
 def send_mail(app, job: db.Job) -> None:
@@ -200,15 +215,11 @@ def _record_sent(app, job: db.Job, mail_row: db.Mail) -> None:
 
 
 def _mark_sent(app, job: db.Job, mail_row: db.Mail) -> None:
-    db.Mail.update(state="sent", sent_at=db.utcnow(), last_error="").where(
-        db.Mail.id == mail_row.id
-    ).execute()
+    _MAIL_SENT.rowcount(db.utcnow(), mail_row.id)
     if mail_row.purpose == "secret":
         _forget_secret_mail(app, mail_row)
     if mail_row.message_id and mail_row.purpose == "message":
-        db.Message.update(state="delivered", error="").where(
-            db.Message.id == mail_row.message_id
-        ).execute()
+        _SET_STATE.rowcount("delivered", "", mail_row.message_id)
     finish_job(job)
 
 

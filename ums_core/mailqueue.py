@@ -14,6 +14,7 @@ import attrs
 
 from . import content, db
 from .errors import UmsError
+from .statements import Statement
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,7 @@ def queue_mail(app, mail: EmailMessage, purpose: str, message_id=None) -> int:
 
 def insert_mail(fields: dict, name: str, message_id=None) -> db.Mail:
     """Insert the mail row and its send job (inside the caller's transaction)."""
-    queued = db.Mail.select(db.Mail.id).where(db.Mail.msgid == fields["msgid"])
-    existing = queued.tuples().first()
+    existing = _QUEUED.first(fields["msgid"])
     if existing is not None:
         log.warning("mail %s is already queued", fields["msgid"])
         return db.Mail.get_by_id(existing[0])
@@ -150,3 +150,8 @@ def insert_mail(fields: dict, name: str, message_id=None) -> db.Mail:
     db.Job.create(kind="send_mail", mail=row, message=message_id)
     log.info("mail %d queued (%s) %s", row.id, fields["purpose"], fields["msgid"])
     return row
+
+
+_QUEUED = Statement(
+    ("str",), lambda msgid: db.Mail.select(db.Mail.id).where(db.Mail.msgid == msgid)
+)

@@ -21,6 +21,7 @@ import attrs
 from . import db
 from .context import PluginContext
 from .errors import UmsError
+from .statements import Statement
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +124,7 @@ def start_job(app, job: db.Job) -> bool:
     """
     with db.write_transaction():
         expires = _lease_until(app, db.db_now())
-        taken = (
-            db.Job.update(lease_expires=expires, attempts=db.Job.attempts + 1)
-            .where(
-                (db.Job.id == job.id)
-                & (db.Job.state == "running")
-                & (db.Job.lease_owner == app.node)
-            )
-            .execute()
-        )
+        taken = _START.rowcount(expires, job.id, app.node)
     job.attempts += 1
     return taken == 1
 
@@ -179,12 +172,30 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _still_ours(job: db.Job):
+def _ours(job_id, owner):
     return (
-        (db.Job.id == job.id)
+        (db.Job.id == job_id)
         & (db.Job.state == "running")
-        & (db.Job.lease_owner == job.lease_owner)
+        & (db.Job.lease_owner == owner)
     )
+
+
+_FINISH = Statement(
+    ("utc", "int", "str"),
+    lambda finished, job_id, owner: db.Job.update(
+        state="done", finished_at=finished, last_error=""
+    ).where(_ours(job_id, owner)),
+)
+_START = Statement(
+    ("utc", "int", "str"),
+    lambda expires, job_id, owner: db.Job.update(
+        lease_expires=expires, attempts=db.Job.attempts + 1
+    ).where(_ours(job_id, owner)),
+)
+
+
+def _still_ours(job: db.Job):
+    return _ours(job.id, job.lease_owner)
 
 
 def finish_job(job: db.Job) -> None:
@@ -193,11 +204,7 @@ def finish_job(job: db.Job) -> None:
     Raise LeaseLost when another node has taken the job meanwhile: the
     caller's transaction then rolls back, so only one node's result counts.
     """
-    updated = (
-        db.Job.update(state="done", finished_at=db.utcnow(), last_error="")
-        .where(_still_ours(job))
-        .execute()
-    )
+    updated = _FINISH.rowcount(db.utcnow(), job.id, job.lease_owner)
     if updated != 1:
         raise LeaseLost(f"job {job.id} is no longer leased to {job.lease_owner}")
 

@@ -12,6 +12,7 @@ from .config import parse_email
 from .errors import UmsError
 from .model import User
 from .numbers import SiteRules, normalize_number
+from .statements import Statement
 
 log = logging.getLogger(__name__)
 
@@ -146,28 +147,31 @@ def find_active_owner(e164: str) -> User | None:
 
     Asked for every inbound message: plain tuples, no model rows.
     """
-    owner = (
+    owner = _OWNER.first(e164)
+    if owner is None:
+        return None
+    user_id, email, name, language = owner
+    numbers = tuple(tuple(pair) for pair in _NUMBERS.rows(user_id))
+    return User(email=email, name=name, language=language, active=True, numbers=numbers)
+
+
+_OWNER = Statement(
+    ("str",),
+    lambda e164: (
         db.User.select(db.User.id, db.User.email, db.User.name, db.User.language)
         .join(db.Number)
         .where((db.Number.e164 == e164) & (db.User.active == True))  # noqa: E712
         .limit(1)
-        .tuples()
-    )
-    for user_id, email, name, language in owner:
-        numbers = (
-            db.Number.select(db.Number.kind, db.Number.e164)
-            .where(db.Number.user == user_id)
-            .order_by(db.Number.id)
-            .tuples()
-        )
-        return User(
-            email=email,
-            name=name,
-            language=language,
-            active=True,
-            numbers=tuple(numbers),
-        )
-    return None
+    ),
+)
+_NUMBERS = Statement(
+    ("int",),
+    lambda user_id: (
+        db.Number.select(db.Number.kind, db.Number.e164)
+        .where(db.Number.user == user_id)
+        .order_by(db.Number.id)
+    ),
+)
 
 
 def find_active_user(address: str) -> User | None:

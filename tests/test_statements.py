@@ -1,0 +1,83 @@
+"""Statements compiled once per database and run again with new values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from conftest import reopen
+
+from ums_core import db
+from ums_core.statements import Statement
+
+SET_STATE = Statement(
+    ("str", "str", "int"),
+    lambda state, error, message_id: db.Message.update(state=state, error=error).where(
+        db.Message.id == message_id
+    ),
+)
+BY_STATE = Statement(
+    ("str", "utc"),
+    lambda state, since: (
+        db.Message.select(db.Message.id)
+        .where((db.Message.state == state) & (db.Message.received_at >= since))
+        .order_by(db.Message.id)
+    ),
+)
+
+
+def add_message(number: int) -> int:
+    return db.Message.create(
+        kind="sms",
+        direction="inbound",
+        called="+4989123456",
+        text=f"text {number}",
+        received_at=dt.datetime(2026, 12, number, 8, 0, tzinfo=dt.UTC),
+        state="received",
+    ).id
+
+
+def test_values_change_between_runs_of_one_compiled_statement(app):
+    first, second = add_message(1), add_message(2)
+    assert SET_STATE.rowcount("held", "why", first) == 1
+    assert SET_STATE.rowcount("stored", "", second) == 1
+    assert SET_STATE.rowcount("stored", "", 999_999) == 0
+    rows = {m.id: (m.state, m.error) for m in db.Message.select()}
+    assert rows == {first: ("held", "why"), second: ("stored", "")}
+
+
+def test_datetimes_are_stored_as_the_field_stores_them(app):
+    early, late = add_message(1), add_message(3)
+    since = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert BY_STATE.rows("received", since) == [(late,)]
+    assert BY_STATE.rows("received", since - dt.timedelta(days=2)) == [
+        (early,),
+        (late,),
+    ]
+    assert BY_STATE.first("stored", since) is None
+
+
+def test_each_database_gets_its_own_compiled_form(app, tmp_path):
+    add_message(1)
+    assert len(BY_STATE.rows("received", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))) == 1
+    app.close()
+    from conftest import test_database_url
+
+    from ums_core.app import create_instance
+
+    other_home = str(tmp_path / "other")
+    create_instance(other_home, test_database_url()).save()
+    other = reopen(other_home)
+    try:
+        assert BY_STATE.rows("received", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) == []
+    finally:
+        other.close()
+
+
+def test_a_value_the_query_does_not_use_is_refused(app):
+    unused = Statement(
+        ("str", "int"),
+        lambda state, _: db.Message.select().where(db.Message.state == state),
+    )
+    with pytest.raises(ValueError, match=r"values \[1\] are not used"):
+        unused.rows("received", 1)

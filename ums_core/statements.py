@@ -1,0 +1,106 @@
+"""Hot statements compiled by peewee once per database, then run with new values.
+
+Building a peewee query and turning it into SQL costs 50-150 µs, several
+times what SQLite needs to run a one-row UPDATE; the pipeline runs about
+twenty such statements per message. A :class:`Statement` is written as a
+peewee query like any other, compiled for the bound database the first time
+it runs there, and afterwards only its parameters change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from . import db
+
+_INT_BASE = -(10**15)
+
+
+class _Slot:
+    """Stands for a datetime value while a query is compiled."""
+
+    tzinfo = None
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def _marker(kind: str, index: int):
+    if kind == "int":
+        return _INT_BASE - index
+    if kind == "str":
+        return f"\0ums-slot-{index}\0"
+    if kind == "utc":
+        return _Slot(index)
+    raise ValueError(f"unknown slot kind {kind!r}")
+
+
+def _convert(kind: str, value):
+    if value is None:
+        return None
+    if kind == "int":
+        return int(value)
+    if kind == "utc" and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+class Statement:
+    """A query BUILD(*slots) returns, compiled once per database.
+
+    KINDS names each value the statement takes: ``int`` (ids, counts),
+    ``str`` or ``utc`` (a datetime of a UtcDateTimeField). BUILD is called
+    with stand-ins and must use each exactly where its value goes.
+    """
+
+    def __init__(self, kinds: tuple[str, ...], build):
+        self._kinds = kinds
+        self._build = build
+        self._compiled: dict[int, tuple] = {}
+        self._lock = threading.Lock()
+
+    def _plan(self, database):
+        found = self._compiled.get(id(database))
+        if found is not None and found[0] is database:
+            return found
+        with self._lock:
+            markers = [_marker(kind, i) for i, kind in enumerate(self._kinds)]
+            sql, params = self._build(*markers).sql()
+            plan = [self._place(param, markers) for param in params]
+            missing = set(range(len(markers))) - {i for i, _ in plan if i is not None}
+            if missing:
+                raise ValueError(f"statement values {sorted(missing)} are not used")
+            found = (database, sql, plan)
+            self._compiled[id(database)] = found
+        return found
+
+    @staticmethod
+    def _place(param, markers) -> tuple[int | None, object]:
+        for index, marker in enumerate(markers):
+            if param is marker or (type(param) is type(marker) and param == marker):
+                return index, None
+        return None, param
+
+    def execute(self, *values):
+        """Run the statement with VALUES on the bound database; return the cursor."""
+        database = db.database.obj
+        _, sql, plan = self._plan(database)
+        kinds = self._kinds
+        params = [
+            constant if index is None else _convert(kinds[index], values[index])
+            for index, constant in plan
+        ]
+        return database.execute_sql(sql, params)
+
+    def rowcount(self, *values) -> int:
+        """Run an UPDATE or DELETE; return how many rows it changed."""
+        return self.execute(*values).rowcount
+
+    def rows(self, *values) -> list[tuple]:
+        """Run a SELECT; return its rows as tuples."""
+        return self.execute(*values).fetchall()
+
+    def first(self, *values) -> tuple | None:
+        """Run a SELECT; return its first row, or None."""
+        return self.execute(*values).fetchone()
