@@ -81,3 +81,29 @@ def test_a_value_the_query_does_not_use_is_refused(app):
     )
     with pytest.raises(ValueError, match=r"values \[1\] are not used"):
         unused.rows("received", 1)
+
+
+def test_insert_row_stores_what_create_stores(app):
+    from ums_core.statements import insert_row
+
+    fields = {
+        "kind": "fax",
+        "direction": "inbound",
+        "called": "+4989123456",
+        "received_at": dt.datetime(2026, 12, 4, 7, 30, tzinfo=dt.UTC),
+        "pages": 3,
+        "default_recipient": True,
+    }
+    made = db.Message.create(**fields)
+    inserted = insert_row(db.Message, **fields)
+    assert inserted.id == made.id + 1
+    job = insert_row(db.Job, kind="deliver_message", message=inserted)
+    again = db.Job.get_by_id(job.id)
+    assert (again.message_id, again.state, again.attempts) == (inserted.id, "queued", 0)
+
+    def stored(message_id):
+        row = db.Message.get_by_id(message_id).__data__
+        return {k: v for k, v in row.items() if k not in ("id", "created_at")}
+
+    assert stored(inserted.id) == stored(made.id)
+    assert db.Message.get_by_id(inserted.id).received_at == fields["received_at"]

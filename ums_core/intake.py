@@ -22,6 +22,7 @@ from .messages import remember_recipient, to_model
 from .model import IncomingMessage
 from .numbers import normalize_number, parse_caller
 from .routing import resolve_route
+from .statements import insert_row
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,8 @@ def _commit(app, incoming, fields, stored, source_ref, run_now=False):
 def insert_message(app, fields, stored, source_ref, lease):
     """Insert the message row and its first job (inside the caller's transaction)."""
     route = resolve_route(app, fields["called"], fields["kind"])
-    row = db.Message.create(
+    row = insert_row(
+        db.Message,
         **fields,
         direction="inbound",
         recipient=route.email,
@@ -232,7 +234,7 @@ def insert_message(app, fields, stored, source_ref, lease):
         source_ref=source_ref,
         error="" if route.email else "no owner and no default_recipient set",
     )
-    job = db.Job.create(kind="deliver_message", message=row, **lease)
+    job = insert_row(db.Job, kind="deliver_message", message=row, **lease)
     if route.email and not route.default_recipient:
         remember_recipient(row, route)
     return row, job

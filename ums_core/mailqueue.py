@@ -14,7 +14,7 @@ import attrs
 
 from . import content, db
 from .errors import UmsError
-from .statements import Statement
+from .statements import Statement, insert_row
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +146,8 @@ def insert_mail(fields: dict, name: str, message_id=None) -> db.Mail:
     if existing is not None:
         log.warning("mail %s is already queued", fields["msgid"])
         return db.Mail.get_by_id(existing[0])
-    row = db.Mail.create(message=message_id, path=name, **fields)
-    db.Job.create(kind="send_mail", mail=row, message=message_id)
+    row = insert_row(db.Mail, message=message_id, path=name, **fields)
+    insert_row(db.Job, kind="send_mail", mail=row, message=message_id)
     log.info("mail %d queued (%s) %s", row.id, fields["purpose"], fields["msgid"])
     return row
 

@@ -104,3 +104,44 @@ class Statement:
     def first(self, *values) -> tuple | None:
         """Run a SELECT; return its first row, or None."""
         return self.execute(*values).fetchone()
+
+
+_INSERTS: dict[tuple, tuple] = {}
+
+
+def insert_row(model, **values):
+    """Insert a row of MODEL as ``MODEL.create`` does; return the saved instance.
+
+    The defaults and each field's conversion are peewee's; only the INSERT
+    text is made once per database, model and set of columns.
+    """
+    row = model(**values)
+    database = db.database.obj
+    meta = model._meta
+    data = row.__data__
+    fields = [f for f in meta.sorted_fields if f.name in data]
+    key = (id(database), model, tuple(f.name for f in fields))
+    found = _INSERTS.get(key)
+    if found is not None and found[0] is database:
+        sql = found[1]
+    else:
+        opening, closing = database.quote
+
+        def quote(name: str) -> str:
+            return f"{opening}{name}{closing}"
+
+        columns = ", ".join(quote(f.column_name) for f in fields)
+        marks = ", ".join([database.param] * len(fields))
+        sql = f"INSERT INTO {quote(meta.table_name)} ({columns}) VALUES ({marks})"
+        if database.returning_clause:
+            sql += f" RETURNING {quote(meta.primary_key.column_name)}"
+        _INSERTS[key] = (database, sql)
+    params = [f.db_value(data[f.name]) for f in fields]
+    cursor = database.execute_sql(sql, params)
+    if database.returning_clause:
+        new_id = cursor.fetchone()[0]
+    else:
+        new_id = cursor.lastrowid
+    setattr(row, meta.primary_key.name, new_id)
+    row._dirty.clear()
+    return row
