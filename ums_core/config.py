@@ -399,6 +399,9 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return table
 
 
+IMMUTABLE = (str, int, float, bool, type(None), tuple, frozenset)
+
+
 class Config:
     """Typed configuration values of one instance."""
 
@@ -406,6 +409,7 @@ class Config:
         self.path = path
         self._keys = {key.name: key for key in keys}
         self._values = values
+        self._parsed: dict[str, Any] = {}
 
     @property
     def keys(self) -> dict[str, ConfigKey]:
@@ -418,11 +422,22 @@ class Config:
             self._keys.setdefault(key.name, key)
 
     def get(self, name: str) -> Any:
-        """Return the value of NAME, or its default."""
+        """Return the value of NAME, or its default.
+
+        Parsed values that cannot be changed in place are kept: the pipeline
+        asks for the same few keys many times per message.
+        """
+        try:
+            return self._parsed[name]
+        except KeyError:
+            pass
         key = self._require(name)
-        if name not in self._values:
-            return key.default
-        return self._parse(key, self._values[name])
+        value = key.default
+        if name in self._values:
+            value = self._parse(key, self._values[name])
+        if isinstance(value, IMMUTABLE):
+            self._parsed[name] = value
+        return value
 
     def __getitem__(self, name: str) -> Any:
         return self.get(name)
@@ -440,6 +455,7 @@ class Config:
         key = self._require(name)
         value = self._parse(key, text)
         self._values[name] = value
+        self._parsed.pop(name, None)
         return value
 
     def save(self) -> None:
