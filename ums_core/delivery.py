@@ -14,7 +14,7 @@ from .errors import UmsError
 from .mailqueue import insert_mail, prepare_mail, write_mail_file
 from .messages import to_model
 from .model import Mail
-from .queue import JobFailure, finish_job
+from .queue import MAIL_QUEUED, JobFailure, finish_job
 from .routing import resolve_route
 from .statements import Statement
 
@@ -41,6 +41,7 @@ def deliver_message(app, job: db.Job) -> None:
         insert_mail(fields, name, row.id)
         _set_state(row, "queued")
         finish_job(job)
+    MAIL_QUEUED.set()
     log.info("msg %d: e-mail for %s queued %s", row.id, row.recipient, fields["msgid"])
 
 

@@ -14,6 +14,7 @@ import attrs
 
 from . import content, db
 from .errors import UmsError
+from .queue import MAIL_QUEUED
 from .statements import Statement, insert_row
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ def queue_mail(app, mail: EmailMessage, purpose: str, message_id=None) -> int:
     name = write_mail_file(app, data)
     with db.write_transaction():
         row = insert_mail(fields, name, message_id)
+    MAIL_QUEUED.set()
     return row.id
 
 

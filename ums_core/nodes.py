@@ -28,33 +28,34 @@ MIN_ALIVE_SECONDS = 10.0
 class NodeState:
     """What this process is doing now, as the heartbeat reports it."""
 
-    job: int | None = None
-    job_kind: str | None = None
+    running: dict = attrs.field(factory=dict)
     done: int = 0
     retried: int = 0
     failed: int = 0
     lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
 
     def begin(self, job_id: int, kind: str) -> None:
-        """Record that job JOB_ID of KIND runs now."""
+        """Record that job JOB_ID of KIND runs now (in this thread)."""
         with self.lock:
-            self.job, self.job_kind = job_id, kind
+            self.running[threading.get_ident()] = (job_id, kind)
 
     def end(self, outcome: str) -> None:
-        """Record that the current job ended with OUTCOME."""
+        """Record that this thread's current job ended with OUTCOME."""
         with self.lock:
-            self.job = self.job_kind = None
+            self.running.pop(threading.get_ident(), None)
             if outcome in ("done", "retried", "failed"):
                 setattr(self, outcome, getattr(self, outcome) + 1)
 
     def snapshot(self) -> dict:
         """Return the fields the heartbeat writes."""
         with self.lock:
-            activity = f"job {self.job} {self.job_kind}" if self.job else "idle"
+            jobs = list(self.running.values())
+            activity = ", ".join(f"job {i} {k}" for i, k in jobs) or "idle"
+            job, kind = jobs[0] if jobs else (None, None)
             return {
                 "activity": activity,
-                "job": self.job,
-                "job_kind": self.job_kind,
+                "job": job,
+                "job_kind": kind,
                 "jobs_done": self.done,
                 "jobs_retried": self.retried,
                 "jobs_failed": self.failed,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 
 import attrs
 
@@ -26,6 +27,9 @@ from .statements import Statement
 log = logging.getLogger(__name__)
 
 MAX_JOBS_PER_RUN = 100000
+SEND_MAIL = "send_mail"
+# Set after a commit that queued a mail, so a mail lane waiting starts at once.
+MAIL_QUEUED = threading.Event()
 
 
 class JobFailure(Exception):
@@ -84,12 +88,24 @@ def _lease_until(app, now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=app.config.get("queue.lease"))
 
 
-def claim_jobs(app, limit: int) -> list[db.Job]:
-    """Lease up to LIMIT due jobs to this node and return them."""
+def _of_kinds(kinds, exclude):
+    wanted = True
+    if kinds is not None:
+        wanted = db.Job.kind.in_(list(kinds))
+    if exclude:
+        wanted = wanted & db.Job.kind.not_in(list(exclude))
+    return wanted
+
+
+def claim_jobs(app, limit: int, kinds=None, exclude=()) -> list[db.Job]:
+    """Lease up to LIMIT due jobs to this node and return them.
+
+    KINDS limits the claim to those job kinds; EXCLUDE leaves kinds out.
+    """
     with db.write_transaction():
         now = db.db_now()
         expires = _lease_until(app, now)
-        query = db.Job.select().where(_claimable(now))
+        query = db.Job.select().where(_claimable(now) & _of_kinds(kinds, exclude))
         query = query.order_by(db.Job.due_at, db.Job.id).limit(limit)
         if db.is_postgresql(app.database):
             query = query.for_update(skip_locked=True)
@@ -300,18 +316,24 @@ def _lease_lost(job: db.Job) -> str:
 
 
 def run_due_jobs(
-    app, max_jobs: int = MAX_JOBS_PER_RUN, should_stop=lambda: False
+    app,
+    max_jobs: int = MAX_JOBS_PER_RUN,
+    should_stop=lambda: False,
+    kinds=None,
+    exclude=(),
 ) -> RunSummary:
     """Run every due job in batches until none is due; return the counts.
 
     SHOULD_STOP is asked before each job; when it says yes, the jobs claimed
-    but not started go back to the queue.
+    but not started go back to the queue. KINDS and EXCLUDE choose the job
+    kinds (``ums serve`` sends mails in a lane of their own); the transports
+    are told the queue drained only by a run that sends mails.
     """
     summary = RunSummary()
     batch = app.config.get("smtp.batch_size")
     handled = 0
     while handled < max_jobs and not should_stop():
-        jobs = claim_jobs(app, min(batch, max_jobs - handled))
+        jobs = claim_jobs(app, min(batch, max_jobs - handled), kinds, exclude)
         if not jobs:
             break
         for index, job in enumerate(jobs):
@@ -325,7 +347,8 @@ def run_due_jobs(
             app.node_state.end(outcome)
             setattr(summary, outcome, getattr(summary, outcome) + 1)
         handled += len(jobs)
-    app.fire("ums_queue_drained", ctx=PluginContext(app))
+    if SEND_MAIL not in exclude and (kinds is None or SEND_MAIL in kinds):
+        app.fire("ums_queue_drained", ctx=PluginContext(app))
     return summary
 
 

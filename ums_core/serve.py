@@ -1,4 +1,9 @@
-"""``ums serve``: the spool watcher and the job worker until a signal."""
+"""``ums serve``: the spool watcher and the job worker until a signal.
+
+Mails are sent in a lane of their own (a thread): intake and composing go
+on while the mail server takes its time over each DATA, and a slow or
+stalled mail server does not hold up the next fax.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,75 @@ import threading
 from . import db
 from .db import reset_connection
 from .nodes import Heartbeat
-from .queue import release_dead_leases, run_due_jobs
+from .queue import MAIL_QUEUED, SEND_MAIL, release_dead_leases, run_due_jobs
 from .spool import scan_spool
 
 log = logging.getLogger(__name__)
 
 
+def release_running_jobs(app, kinds=None, exclude=()) -> int:
+    """Requeue this process's running jobs of KINDS (all but EXCLUDE)."""
+    from .queue import _of_kinds
+
+    with db.write_transaction():
+        return (
+            db.Job.update(state="queued", lease_owner=None, lease_expires=None)
+            .where(
+                (db.Job.state == "running")
+                & (db.Job.lease_owner == app.node)
+                & _of_kinds(kinds, exclude)
+            )
+            .execute()
+        )
+
+
+class MailLane:
+    """Send the queued mails in a thread of its own until stopped.
+
+    It wakes when this process queues a mail, else every POLL seconds (for
+    mails other nodes or commands queued, and for retries that fall due).
+    """
+
+    def __init__(self, app, stopping: threading.Event, poll: float):
+        self.app = app
+        self.stopping = stopping
+        self.poll = poll
+        self.holding_jobs = False
+        self.thread = threading.Thread(target=self._run, name="ums-mail", daemon=True)
+
+    def start(self) -> None:
+        """Start sending."""
+        self.thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Wait for the mail being sent (the stop event is set by the caller)."""
+        MAIL_QUEUED.set()
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            log.error("the mail lane did not stop within %gs", timeout)
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            MAIL_QUEUED.clear()
+            self.run_once()
+            MAIL_QUEUED.wait(self.poll)
+        reset_connection(self.app.database)
+
+    def run_once(self) -> None:
+        """Send every due mail; a failure is logged and retried next time."""
+        try:
+            if self.holding_jobs:
+                release_running_jobs(self.app, kinds=(SEND_MAIL,))
+                self.holding_jobs = False
+            run_due_jobs(self.app, should_stop=self.stopping.is_set, kinds=(SEND_MAIL,))
+        except Exception:  # keep sending; the failed step is retried next time
+            log.exception("mail lane failed; retrying in %gs", self.poll)
+            reset_connection(self.app.database)
+            self.holding_jobs = True
+
+
 class Server:
-    """Run the spool watcher and the job worker in one loop."""
+    """Run the spool watcher and the job worker, and the mail lane beside them."""
 
     def __init__(self, app):
         self.app = app
@@ -24,6 +90,7 @@ class Server:
         self.gateway = None
         self.services: list = []
         self.holding_jobs = False
+        self.lane: MailLane | None = None
 
     def install_signal_handlers(self) -> None:
         """Stop cleanly on SIGINT and SIGTERM."""
@@ -46,6 +113,9 @@ class Server:
         heartbeat.start()
         gateway = self.gateway = self.start_gateway()
         self.start_services()
+        if max_cycles is None:
+            self.lane = MailLane(self.app, self.stopping, poll)
+            self.lane.start()
         cycles = 0
         try:
             while not self.stopping.is_set():
@@ -57,6 +127,9 @@ class Server:
         finally:
             if gateway is not None:
                 gateway.stop()
+            if self.lane is not None:
+                self.stopping.set()
+                self.lane.stop()
             self.stop_services()
             heartbeat.stop()
         log.info("ums serve stopped")
@@ -93,9 +166,10 @@ class Server:
         """Take the spool entries, then run the due jobs."""
         if self.holding_jobs:
             self.release_own_jobs()
+        exclude = (SEND_MAIL,) if self.lane is not None else ()
         try:
             scan_spool(self.app)
-            run_due_jobs(self.app, should_stop=self.stopping.is_set)
+            run_due_jobs(self.app, should_stop=self.stopping.is_set, exclude=exclude)
         except Exception:  # keep serving; the failed step is retried next cycle
             log.exception("serve cycle failed; retrying in the next cycle")
             reset_connection(self.app.database)
@@ -107,16 +181,9 @@ class Server:
         A job whose failure could not be recorded (a full disk, a lost
         database) would otherwise wait for its lease to run out.
         """
+        exclude = (SEND_MAIL,) if self.lane is not None else ()
         try:
-            with db.write_transaction():
-                released = (
-                    db.Job.update(state="queued", lease_owner=None, lease_expires=None)
-                    .where(
-                        (db.Job.state == "running")
-                        & (db.Job.lease_owner == self.app.node)
-                    )
-                    .execute()
-                )
+            released = release_running_jobs(self.app, exclude=exclude)
         except Exception:  # still failing: the next cycle tries again
             log.exception("could not requeue this process's jobs")
             return
