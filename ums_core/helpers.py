@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from email import headerregistry, policy
+from email.message import EmailMessage
 
 __all__ = [
     "ascii_file_name",
@@ -174,3 +176,34 @@ def set_text_body(mail, text: str) -> None:
         mail.set_content(text)
     else:
         mail.set_content(text, charset="utf-8", cte="quoted-printable")
+
+
+class _HeaderClasses(headerregistry.HeaderRegistry):
+    """The standard header classes, made once per header name.
+
+    The stock registry builds a new class with ``type()`` for every header
+    set, a dozen or more per e-mail; the classes made are the same each time.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._made: dict[str, type] = {}
+
+    def map_to_type(self, name, cls):
+        self._made.clear()
+        super().map_to_type(name, cls)
+
+    def __getitem__(self, name):
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+MAIL_POLICY = policy.default.clone(header_factory=_HeaderClasses())
+
+
+def new_mail() -> EmailMessage:
+    """Return an empty EmailMessage for ums to fill (the default policy)."""
+    return EmailMessage(policy=MAIL_POLICY)

@@ -16,6 +16,7 @@ from ums_core.helpers import (
     fax_pdf_data,
     fax_to_tiff,
     header_text,
+    new_mail,
     set_text_body,
     template_environment,
 )
@@ -33,7 +34,7 @@ def compose_message_mail(message, ctx) -> EmailMessage:
     env = template_environment(ctx, "ums_mail_delivery")
     contact_name = _find_contact_name(message, ctx)
     values = _template_values(message, ctx, language, contact_name)
-    mail = EmailMessage()
+    mail = new_mail()
     mail["From"] = _from_address(message, ctx, values["caller"], contact_name)
     mail["To"] = Address(
         display_name=header_text(message.recipient_name), addr_spec=message.recipient

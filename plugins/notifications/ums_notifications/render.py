@@ -6,7 +6,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from ums_core.helpers import header_text, set_text_body, template_environment
+from ums_core.helpers import header_text, new_mail, set_text_body, template_environment
 
 LANGUAGES = ("en", "de")
 
@@ -16,7 +16,7 @@ def render_notice(ctx, name: str, language: str, to: str, values: dict) -> Email
     language = language if language in LANGUAGES else "en"
     env = template_environment(ctx, "ums_notifications")
     sender = ctx.system_sender()
-    mail = EmailMessage()
+    mail = new_mail()
     mail["From"] = Address(
         display_name=sender.display_name or "ums", addr_spec=sender.addr_spec
     )
