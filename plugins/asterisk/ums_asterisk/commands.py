@@ -9,7 +9,6 @@ import click
 
 from .settings import is_spool_name, parse_map, read_settings
 from .spool import check_spool, list_inbox, list_spool
-from .watch import SpoolWatcher, import_once
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,8 @@ def import_command(state, voicemail_dir, maps, watch, interval, polls):
     """
     if polls is not None and not watch:
         raise click.UsageError("--polls needs --watch")
+    from .watch import SpoolWatcher, import_once  # the intake: not for --help
+
     app = state.app()
     settings = read_settings(app, maps, voicemail_dir or "")
     check_spool(settings.spool)
@@ -121,6 +122,8 @@ def notify_command(state, context, mailbox, new, old, urgent, voicemail_dir, map
     Asterisk runs 'externnotify CONTEXT MAILBOX NEW OLD URGENT' whenever a
     mailbox changes; the counts are only logged.
     """
+    from .watch import import_once
+
     app = state.app()
     settings = read_settings(app, maps, voicemail_dir or "")
     check_spool(settings.spool)
