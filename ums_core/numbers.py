@@ -103,6 +103,22 @@ def normalize_number(text: str, rules: SiteRules) -> str:
     one that needs an area code); among several readings the first valid one wins,
     else the first possible one. Raise NumberError, quoting TEXT, for anything else.
     """
+    if isinstance(text, str) and len(text) <= MAX_CACHED_TEXT:
+        return _normalize_cached(text, rules)
+    return _normalize(text, rules)
+
+
+# Every inbound message has its called number (one of the site's few) and
+# usually a caller seen before read again: the readings are kept.
+MAX_CACHED_TEXT = 100
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalize_cached(text: str, rules: SiteRules) -> str:
+    return _normalize(text, rules)
+
+
+def _normalize(text, rules: SiteRules) -> str:
     validate_site_rules(rules)
     cleaned = _clean_characters(_extract_number(text), text)
     kind, chosen = _choose_reading(_read_candidates(cleaned, rules))
