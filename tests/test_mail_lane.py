@@ -137,3 +137,30 @@ def test_a_failed_cycle_leaves_the_lanes_mails_alone(app):
     server.release_own_jobs()
     states = {job.kind: job.state for job in db.Job.select()}
     assert states == {"deliver_message": "queued", "send_mail": "running"}
+
+
+def test_the_node_reports_what_each_lane_does():
+    from ums_core.nodes import NodeState
+
+    state = NodeState()
+    started, finish = threading.Event(), threading.Event()
+
+    def lane():
+        state.begin(7, "send_mail")
+        started.set()
+        finish.wait(WAIT)
+        state.end("done")
+
+    thread = threading.Thread(target=lane)
+    thread.start()
+    started.wait(WAIT)
+    state.begin(8, "deliver_message")
+    both = state.snapshot()
+    finish.set()
+    thread.join(WAIT)
+    state.end("retried")
+    assert both["activity"] == "job 7 send_mail, job 8 deliver_message"
+    assert (both["job"], both["job_kind"]) == (7, "send_mail")
+    after = state.snapshot()
+    assert after["activity"] == "idle" and after["job"] is None
+    assert (after["jobs_done"], after["jobs_retried"]) == (1, 1)
