@@ -664,3 +664,55 @@ def check_g3_embedding(path: Path, tmp_path: Path) -> bytes:
             width = float(page.mediabox.width)
             assert width == pytest.approx(pages[index].width * 72 / pages[index].dpi[0])
     return pdf
+
+
+def patch_ifd_values(data: bytes, page: int, values: dict[int, int]) -> bytes:
+    """Return little-endian TIFF DATA with inline tag VALUES set on PAGE (from 0)."""
+    out = bytearray(data)
+    (offset,) = struct.unpack_from("<I", out, 4)
+    for _ in range(page):
+        (count,) = struct.unpack_from("<H", out, offset)
+        (offset,) = struct.unpack_from("<I", out, offset + 2 + 12 * count)
+    (count,) = struct.unpack_from("<H", out, offset)
+    for index in range(count):
+        at = offset + 2 + 12 * index
+        tag, kind = struct.unpack_from("<HH", out, at)
+        if tag in values:
+            struct.pack_into("<HHII", out, at, tag, 4, 1, values[tag])
+    return bytes(out)
+
+
+@pytest.mark.parametrize("decoder", ["libtiff", "pillow"])
+def test_probe_fax_refuses_a_giant_second_page_before_decoding(
+    tmp_path, monkeypatch, decoder
+):
+    if decoder == "pillow":
+        monkeypatch.setattr(tiff_decode, "available", lambda: False)
+    samples.write_fax_tiff(tmp_path / "fax.tif", pages=2)
+    data = patch_ifd_values(
+        (tmp_path / "fax.tif").read_bytes(), 1, {256: 16000, 257: 16000}
+    )
+    with pytest.raises(MediaError, match=r"^fax page 2 is too large \(16000x16000"):
+        probe_fax(write_bytes(tmp_path, "giant.tif", data))
+
+
+def test_libtiff_messages_are_one_line_without_the_folder(tmp_path):
+    if not tiff_decode.available():
+        pytest.skip("no libtiff 4.5 here")
+    data = build_tiff(read_ccitt_strip("tiff_ccitt"), t257=3000)
+    folder = tmp_path / "secret-folder"
+    folder.mkdir()
+    path = folder / "evil\nFAKE LOG LINE \x1b[2J.tif"
+    path.write_bytes(data)
+    with pytest.raises(MediaError) as caught:
+        probe_fax(path)
+    text = str(caught.value)
+    assert text.startswith("fax page 1 cannot be decoded: ")
+    assert "secret-folder" not in text
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def test_probe_fax_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
+    os.mkfifo(tmp_path / "fax.tif")
+    with pytest.raises(MediaError, match="not a regular file"):
+        probe_fax(tmp_path / "fax.tif")

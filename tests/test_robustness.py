@@ -149,6 +149,34 @@ def test_dead_process_leases_are_released(app):
     assert run_due_jobs(app).done == 1
 
 
+def test_leases_of_a_killed_but_unreaped_process_are_released(app):
+    import subprocess
+    import sys
+    import time
+
+    receive_message(
+        app, IncomingMessage(kind="sms", called="+4930999", text="a"), run_now=False
+    )
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        child.kill()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(f"/proc/{child.pid}/stat") as stat:
+                if stat.read().rpartition(")")[2].split()[0] == "Z":
+                    break
+            time.sleep(0.02)
+        host = app.node.rsplit(":", 1)[0]
+        db.Job.update(
+            state="running",
+            lease_owner=f"{host}:{child.pid}",
+            lease_expires=db.utcnow().replace(year=2100),
+        ).execute()
+        assert release_dead_leases(app) == 1
+    finally:
+        child.wait(10)
+
+
 def test_stop_request_releases_claimed_jobs(app):
     for text in ("a", "b", "c"):
         receive_message(

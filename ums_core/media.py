@@ -6,8 +6,10 @@ RIFF/WAVE in PCM, G.711 A-law or mu-law, or GSM 6.10. Every bad input raises
 The decoding work is done in :mod:`ums_core.media_fax` and :mod:`ums_core.media_voice`.
 """
 
+import errno
 import os
 import shutil
+import stat
 
 import attrs
 
@@ -142,7 +144,12 @@ def is_tiff(path) -> bool:
 def read_head(path, refusal: str) -> tuple[bytes, int]:
     """Return the first bytes and the size of PATH; refuse an empty file."""
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(info.st_mode):
+            raise MediaError(f"cannot read {path}: not a regular file")
+        size = info.st_size
         with open(path, "rb") as stream:
             head = stream.read(HEAD_SIZE)
     except OSError as exc:

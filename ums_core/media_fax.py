@@ -131,8 +131,9 @@ def inspect_tiff(path) -> list[FaxPage]:
     except PIL_ERRORS as exc:
         raise MediaError(f"not a fax: the TIFF structure is damaged ({exc})") from exc
     if fast:
+        coded = [n for n, page in enumerate(pages, 1) if page.data_kind == "CCITT"]
         try:
-            tiff_decode.check_pages(path, len(pages))
+            tiff_decode.check_pages(path, len(pages), coded)
         except tiff_decode.DecodeFailure as exc:
             raise MediaError(
                 f"fax page {exc.page} cannot be decoded: {exc.reason}"
@@ -159,7 +160,11 @@ def check_tiff_page(
     if compression == 3 and tags.get(TAG_T4_OPTIONS, 0) & T4_FILL_BITS:
         check_leading_eol(path, tags, number)
     what = "CCITT" if compression in CCITT_COMPRESSIONS else "image"
-    if decode:
+    if image.width * image.height > 2 * (Image.MAX_IMAGE_PIXELS or 1 << 62):
+        raise MediaError(
+            f"fax page {number} is too large ({image.width}x{image.height} pixels)"
+        )
+    if decode or what != "CCITT":
         try:
             image.load()
         except PIL_ERRORS as exc:

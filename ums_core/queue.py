@@ -185,7 +185,21 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Return whether PID has ended but is not reaped yet (Linux; else False).
+
+    A SIGKILLed ``ums serve`` whose parent has not waited for it still
+    answers kill(pid, 0); its jobs would otherwise wait for their lease.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return False
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def _ours(job_id, owner):

@@ -11,6 +11,7 @@ Where that library cannot be found (not Linux) or is older than 4.5 (no
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
 import functools
@@ -98,6 +99,12 @@ def _declare(lib, libc) -> None:
     lib.TIFFStripSize.argtypes = [ptr]
     lib.TIFFReadEncodedStrip.restype = ssize
     lib.TIFFReadEncodedStrip.argtypes = [ptr, u32, ptr, ssize]
+    lib.TIFFNumberOfTiles.restype = u32
+    lib.TIFFNumberOfTiles.argtypes = [ptr]
+    lib.TIFFTileSize.restype = ssize
+    lib.TIFFTileSize.argtypes = [ptr]
+    lib.TIFFReadEncodedTile.restype = ssize
+    lib.TIFFReadEncodedTile.argtypes = [ptr, u32, ptr, ssize]
     libc.vsnprintf.restype = ctypes.c_int
     libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ptr, ptr]
 
@@ -107,18 +114,21 @@ def available() -> bool:
     return _library() is not None
 
 
-def check_pages(path, count: int) -> None:
-    """Decode every strip of the first COUNT pages of the TIFF at PATH.
+def check_pages(path, count: int, wanted=None) -> None:
+    """Decode every strip (or tile) of the pages WANTED of the TIFF at PATH.
 
-    Raises DecodeFailure naming the page (1-based) and libtiff's message, or
-    MediaError when the file has fewer pages or a page is tiled or too large.
+    The file has COUNT pages; WANTED holds page numbers (1-based), None means
+    all. Raises DecodeFailure naming the page and libtiff's message, or
+    MediaError when the file has fewer pages or a strip is too large.
     """
     lib, libc = _library()
-    messages: list[str] = []
+    wanted = set(range(1, count + 1)) if wanted is None else set(wanted)
+    messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
+    name = os.fsencode(path)
 
     def record(_tif, _data, module, fmt, args) -> int:
-        if len(messages) < MAX_MESSAGES:
-            messages.append(_format(libc, module, fmt, args))
+        module = None if module == name else module
+        messages.append(_format(libc, module, fmt, args, name))
         return 1
 
     handler = _HANDLER(record)
@@ -127,32 +137,36 @@ def check_pages(path, count: int) -> None:
         lib.TIFFOpenOptionsSetErrorHandlerExtR(options, handler, None)
         lib.TIFFOpenOptionsSetWarningHandlerExtR(options, handler, None)
         lib.TIFFOpenOptionsSetMaxSingleMemAlloc(options, MAX_STRIP_BYTES)
-        tif = lib.TIFFOpenExt(os.fsencode(path), b"r", options)
+        # "m": no memory map; a file cut short while it is read would SIGBUS.
+        tif = lib.TIFFOpenExt(os.fsencode(path), b"rm", options)
         if not tif:
             raise DecodeFailure(1, f"libtiff cannot open it ({_last(messages)})")
         try:
-            _check_directories(lib, tif, count, messages)
+            _check_directories(lib, tif, wanted, count, messages)
         finally:
             lib.TIFFClose(tif)
     finally:
         lib.TIFFOpenOptionsFree(options)
 
 
-def _check_directories(lib, tif, count: int, messages: list[str]) -> None:
+def _check_directories(lib, tif, wanted, count: int, messages) -> None:
     buffer = None
     for number in range(1, count + 1):
         if number > 1 and not lib.TIFFReadDirectory(tif):
             raise MediaError(f"not a fax: libtiff finds {number - 1} of {count} pages")
-        if lib.TIFFIsTiled(tif):
-            raise MediaError(f"fax page {number} is tiled; a fax has strips")
-        size = lib.TIFFStripSize(tif)
+        if number not in wanted:
+            continue
+        tiled = lib.TIFFIsTiled(tif)
+        size = lib.TIFFTileSize(tif) if tiled else lib.TIFFStripSize(tif)
         if size <= 0 or size > MAX_STRIP_BYTES:
             raise MediaError(f"fax page {number} has a strip of {size} bytes")
         if buffer is None or len(buffer) < size:
             buffer = ctypes.create_string_buffer(size)
         messages.clear()
-        for strip in range(lib.TIFFNumberOfStrips(tif)):
-            if lib.TIFFReadEncodedStrip(tif, strip, buffer, size) < 0:
+        pieces = lib.TIFFNumberOfTiles(tif) if tiled else lib.TIFFNumberOfStrips(tif)
+        read = lib.TIFFReadEncodedTile if tiled else lib.TIFFReadEncodedStrip
+        for piece in range(pieces):
+            if read(tif, piece, buffer, size) < 0:
                 raise DecodeFailure(number, _last(messages))
 
 
@@ -160,11 +174,23 @@ def _last(messages: list[str]) -> str:
     return messages[-1] if messages else "libtiff reported no reason"
 
 
-def _format(libc, module: bytes | None, fmt: bytes | None, args) -> str:
-    """Return libtiff's message from its printf format and va_list."""
+def _format(libc, module: bytes | None, fmt: bytes | None, args, name: bytes) -> str:
+    """Return libtiff's message from its printf format and va_list.
+
+    The file's path (NAME) becomes its base name; control characters become
+    spaces: the text ends up in log lines and in the refusal.
+    """
     text = ctypes.create_string_buffer(512)
     if fmt:
         libc.vsnprintf(text, len(text), fmt, args)
-    message = text.value.decode("utf-8", "replace").strip()
-    where = module.decode("utf-8", "replace") if module else ""
+    raw = text.value.replace(name, os.path.basename(name))
+    message = _one_line(raw.decode("utf-8", "replace"), 300)
+    where = _one_line(module.decode("utf-8", "replace"), 60) if module else ""
     return f"{where}: {message}" if where else message
+
+
+def _one_line(text: str, limit: int) -> str:
+    """Return TEXT with control characters as spaces, cut to LIMIT characters."""
+    from .helpers import header_text
+
+    return header_text(text, limit)
