@@ -135,16 +135,21 @@ def test_lost_lease_is_not_run(app):
     assert start_job(app, second) is False
 
 
+def lease_all_jobs_to(app, pid: int) -> None:
+    """Lease every job to process PID of this host, for a long time."""
+    host = app.node.rsplit(":", 1)[0]
+    db.Job.update(
+        state="running",
+        lease_owner=f"{host}:{pid}",
+        lease_expires=db.utcnow().replace(year=2100),
+    ).execute()
+
+
 def test_dead_process_leases_are_released(app):
     receive_message(
         app, IncomingMessage(kind="sms", called="+4930999", text="a"), run_now=False
     )
-    host = app.node.rsplit(":", 1)[0]
-    db.Job.update(
-        state="running",
-        lease_owner=f"{host}:999999999",
-        lease_expires=db.utcnow().replace(year=2100),
-    ).execute()
+    lease_all_jobs_to(app, 999999999)
     assert release_dead_leases(app) == 1
     assert run_due_jobs(app).done == 1
 
@@ -166,12 +171,7 @@ def test_leases_of_a_killed_but_unreaped_process_are_released(app):
                 if stat.read().rpartition(")")[2].split()[0] == "Z":
                     break
             time.sleep(0.02)
-        host = app.node.rsplit(":", 1)[0]
-        db.Job.update(
-            state="running",
-            lease_owner=f"{host}:{child.pid}",
-            lease_expires=db.utcnow().replace(year=2100),
-        ).execute()
+        lease_all_jobs_to(app, child.pid)
         assert release_dead_leases(app) == 1
     finally:
         child.wait(10)

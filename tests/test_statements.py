@@ -8,14 +8,9 @@ import pytest
 from conftest import reopen
 
 from ums_core import db
+from ums_core.delivery import _SET_STATE as SET_STATE
 from ums_core.statements import Statement
 
-SET_STATE = Statement(
-    ("str", "str", "int"),
-    lambda state, error, message_id: db.Message.update(state=state, error=error).where(
-        db.Message.id == message_id
-    ),
-)
 BY_STATE = Statement(
     ("str", "utc"),
     lambda state, since: (
