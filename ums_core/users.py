@@ -147,10 +147,14 @@ def find_active_owner(e164: str) -> User | None:
 
     Asked for every inbound message: plain tuples, no model rows.
     """
-    owner = _OWNER.first(e164)
-    if owner is None:
+    return _active_user(_OWNER.first(e164))
+
+
+def _active_user(found: tuple | None) -> User | None:
+    """Return the active user of the row FOUND (id, email, name, language)."""
+    if found is None:
         return None
-    user_id, email, name, language = owner
+    user_id, email, name, language = found
     numbers = tuple(tuple(pair) for pair in _NUMBERS.rows(user_id))
     return User(email=email, name=name, language=language, active=True, numbers=numbers)
 
@@ -161,6 +165,14 @@ _OWNER = Statement(
         db.User.select(db.User.id, db.User.email, db.User.name, db.User.language)
         .join(db.Number)
         .where((db.Number.e164 == e164) & (db.User.active == True))  # noqa: E712
+        .limit(1)
+    ),
+)
+_ACTIVE_BY_EMAIL = Statement(
+    ("str",),
+    lambda email: (
+        db.User.select(db.User.id, db.User.email, db.User.name, db.User.language)
+        .where((db.User.email == email) & (db.User.active == True))  # noqa: E712
         .limit(1)
     ),
 )
@@ -180,8 +192,7 @@ def find_active_user(address: str) -> User | None:
         email = normalize_email(address or "")
     except UmsError:
         return None
-    row = db.User.get_or_none((db.User.email == email) & (db.User.active == True))  # noqa: E712
-    return to_model(row) if row else None
+    return _active_user(_ACTIVE_BY_EMAIL.first(email))
 
 
 def set_password(email: str, password: str) -> User:

@@ -13,15 +13,15 @@ import hashlib
 import ipaddress
 import logging
 import os
-from email import policy
 from email.parser import BytesHeaderParser
 
 import attrs
 
 from .. import content, db
 from ..context import PluginContext
-from ..helpers import header_text
+from ..helpers import MAIL_POLICY, header_text
 from ..messages import remember_recipient, to_model
+from ..statements import insert_row
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def identify_sender(app, envelope: Envelope, headers):
 
 def accept_mail(app, envelope: Envelope) -> str:
     """Handle one e-mail after DATA; return the SMTP reply to send."""
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(
+    headers = BytesHeaderParser(policy=MAIL_POLICY).parsebytes(
         header_block(envelope.raw)
     )
     recipients = [d.address for d in envelope.destinations]
@@ -209,6 +209,7 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
     if not created:
         _remove_copy(app, stored)
     ctx = PluginContext(app)
+    tell = app.listens("ums_outgoing_accepted")
     for row in created:
         log.info(
             "msg %d: outbound %s from %s to %s accepted",
@@ -218,7 +219,8 @@ def commit_outgoing(app, envelope: Envelope, user, headers, subject) -> list[int
             row.called,
         )
         remember_recipient(row, user)
-        app.fire("ums_outgoing_accepted", message=to_model(app, row), ctx=ctx)
+        if tell:
+            app.fire("ums_outgoing_accepted", message=to_model(app, row), ctx=ctx)
     return [known[ref] for ref in refs]
 
 
@@ -227,7 +229,8 @@ def _create_outgoing(app, envelope, user, destination, ref, subject, source):
 
     SOURCE is the stored name of the e-mail.
     """
-    row = db.Message.create(
+    row = insert_row(
+        db.Message,
         kind=destination.kind,
         direction="outbound",
         called=destination.number,
@@ -241,7 +244,7 @@ def _create_outgoing(app, envelope, user, destination, ref, subject, source):
         source_name=source,
         source_ref=ref,
     )
-    db.Job.create(kind="prepare_outgoing", message=row)
+    insert_row(db.Job, kind="prepare_outgoing", message=row)
     return row
 
 

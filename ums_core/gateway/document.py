@@ -28,7 +28,6 @@ import email.errors
 import re
 import tempfile
 import urllib.parse
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from html.parser import HTMLParser
@@ -37,6 +36,7 @@ import attrs
 
 from ums_core.errors import MediaError, UmsError
 from ums_core.gateway import render
+from ums_core.helpers import MAIL_POLICY
 
 MAX_DEPTH = 20
 MAX_PART_BYTES = 25 * 2**20
@@ -127,7 +127,7 @@ def parse_mail(raw: bytes) -> EmailMessage:
     if raw.startswith(b"From "):
         raw = raw.partition(b"\n")[2]
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = BytesParser(policy=MAIL_POLICY).parsebytes(raw)
     except RecursionError:
         raise DocumentError(
             "the e-mail is nested too deeply to read",
@@ -464,7 +464,7 @@ def read_attached_mail(part: EmailMessage) -> EmailMessage:
     if isinstance(payload, list) and payload:
         return payload[0]
     data = part.get_payload(decode=True) or b""
-    return BytesParser(policy=policy.default).parsebytes(data)
+    return BytesParser(policy=MAIL_POLICY).parsebytes(data)
 
 
 def describe_mail_headers(msg: EmailMessage) -> str:
