@@ -6,6 +6,7 @@ import logging
 import os
 import time
 
+import attrs
 import peewee as pw
 
 from . import db
@@ -171,7 +172,7 @@ def _set_state(row: db.Message, state: str, error: str = "") -> None:
 
 def send_mail(app, job: db.Job) -> None:
     """Send the queued e-mail of JOB through the active transport."""
-    mail_row = db.Mail.get_by_id(job.mail_id)
+    mail_row = _queued_mail(job.mail_id)
     mail = _load_mail(app, mail_row)
     ctx = PluginContext(app)
     result = app.hook.ums_send_mail(mail=mail, ctx=ctx)
@@ -187,6 +188,40 @@ def send_mail(app, job: db.Job) -> None:
 
 
 RECORD_PAUSES = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+@attrs.frozen
+class QueuedMail:
+    """The columns of a mail row that sending it needs."""
+
+    id: int
+    message_id: int | None
+    purpose: str
+    sender: str
+    recipients: str
+    msgid: str
+    path: str
+
+
+_QUEUED_MAIL = Statement(
+    ("int",),
+    lambda mail_id: db.Mail.select(
+        db.Mail.id,
+        db.Mail.message,
+        db.Mail.purpose,
+        db.Mail.sender,
+        db.Mail.recipients,
+        db.Mail.msgid,
+        db.Mail.path,
+    ).where(db.Mail.id == mail_id),
+)
+
+
+def _queued_mail(mail_id: int) -> QueuedMail:
+    found = _QUEUED_MAIL.first(mail_id)
+    if found is None:
+        raise JobFailure(f"mail {mail_id} is no longer queued", permanent=True)
+    return QueuedMail(*found)
 
 
 def _record_sent(app, job: db.Job, mail_row: db.Mail) -> None:
