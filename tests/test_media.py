@@ -716,3 +716,28 @@ def test_probe_fax_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
     os.mkfifo(tmp_path / "fax.tif")
     with pytest.raises(MediaError, match="not a regular file"):
         probe_fax(tmp_path / "fax.tif")
+
+
+def test_compose_reuses_the_pages_probe_found_and_makes_the_same_pdf(tmp_path):
+    samples.write_fax_tiff(tmp_path / "in.tif", pages=3)
+    probe_fax(tmp_path / "in.tif")
+    copy = tmp_path / "stored.tif"
+    copy.write_bytes((tmp_path / "in.tif").read_bytes())
+    media_fax.carry_pages(tmp_path / "in.tif", copy)
+    assert media_fax.known_pages(copy) == media_fax.known_pages(tmp_path / "in.tif")
+    reused, count = media_fax.convert_checked_tiff_to_pdf(copy)
+    fresh = tmp_path / "fresh.tif"
+    fresh.write_bytes(copy.read_bytes())
+    assert media_fax.known_pages(fresh) is None
+    assert (
+        media_fax.convert_checked_tiff_to_pdf(fresh) == (reused, count) and count == 3
+    )
+
+
+def test_a_changed_file_is_read_again_not_taken_from_memory(tmp_path):
+    samples.write_fax_tiff(tmp_path / "fax.tif", pages=2)
+    probe_fax(tmp_path / "fax.tif")
+    assert media_fax.known_pages(tmp_path / "fax.tif") is not None
+    samples.write_fax_tiff(tmp_path / "fax.tif", pages=1)
+    assert media_fax.known_pages(tmp_path / "fax.tif") is None
+    assert media_fax.convert_checked_tiff_to_pdf(tmp_path / "fax.tif")[1] == 1

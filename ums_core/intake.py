@@ -204,9 +204,14 @@ def _store_content(app, incoming, fields, sync_folder=True):
     if incoming.kind == "sms":
         return None
     extension = fields.pop("extension")
-    return content.store_file(
+    stored = content.store_file(
         app.content_root, "content", incoming.content_path, extension, sync_folder
     )
+    if incoming.kind == "fax":
+        from .media_fax import carry_pages
+
+        carry_pages(incoming.content_path, app.content_path(stored.name))
+    return stored
 
 
 def _commit(app, incoming, fields, stored, source_ref, run_now=False):

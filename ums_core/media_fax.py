@@ -4,11 +4,13 @@ The public entry points are in :mod:`ums_core.media`; this module does the work 
 file already sniffed as TIFF or PDF.
 """
 
+import collections
 import io
 import logging
 import math
 import os
 import struct
+import threading
 import zlib
 
 import attrs
@@ -112,6 +114,9 @@ class FaxPage:
     dpi: tuple[float, float]
     dpi_assumed: bool
     data_kind: str = "CCITT"
+    # Where a G3 1-D page's coded rows lie: (offsets, counts, bits reversed,
+    # black is 1), or None for pages coded otherwise (see g3_layout).
+    g3: tuple | None = None
 
 
 def inspect_tiff(path) -> list[FaxPage]:
@@ -139,6 +144,7 @@ def inspect_tiff(path) -> list[FaxPage]:
                 f"fax page {exc.page} cannot be decoded: {exc.reason}"
                 f" (corrupt {pages[exc.page - 1].data_kind} data)"
             ) from None
+    remember_pages(path, pages)
     return pages
 
 
@@ -172,7 +178,9 @@ def check_tiff_page(
                 f"fax page {number} cannot be decoded: {exc} (corrupt {what} data)"
             ) from exc
     dpi, assumed = read_page_dpi(tags, image.size)
-    return FaxPage(image.width, image.height, describe_coding(tags), dpi, assumed, what)
+    coding = describe_coding(tags)
+    layout = g3_layout(tags)
+    return FaxPage(image.width, image.height, coding, dpi, assumed, what, layout)
 
 
 def check_strip_table(tags, number: int, file_size: int) -> None:
@@ -328,6 +336,11 @@ def convert_checked_tiff_to_pdf(path) -> tuple[bytes, int]:
     """
     with open(path, "rb") as stream:
         data = stream.read()
+    known = known_pages(path)
+    if known is not None and all(page.g3 is not None for page in known):
+        pages = list(known)
+        streams = [g3_rows(page.g3, data) for page in pages]
+        return write_ccitt_pdf(list(zip(pages, streams, strict=True))), len(pages)
     pages, streams = [], []
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -341,6 +354,49 @@ def convert_checked_tiff_to_pdf(path) -> tuple[bytes, int]:
     if all(stream is not None for stream in streams):
         return write_ccitt_pdf(list(zip(pages, streams, strict=True))), len(pages)
     return convert_tiff_to_pdf(path, pages), len(pages)
+
+
+# The pages probe found, by file (path, size, mtime, inode): intake hands them
+# from the file it probed to the content file it stored, and composing the
+# PDF in the same process then reads no TIFF directory again.
+_KNOWN_PAGES: collections.OrderedDict = collections.OrderedDict()
+_KNOWN_LOCK = threading.Lock()
+MAX_KNOWN = 64
+
+
+def _file_key(path) -> tuple | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def remember_pages(path, pages: list[FaxPage]) -> None:
+    """Remember the PAGES probe found in the file at PATH (as it is now)."""
+    key = _file_key(path)
+    if key is None:
+        return
+    with _KNOWN_LOCK:
+        _KNOWN_PAGES[key] = tuple(pages)
+        while len(_KNOWN_PAGES) > MAX_KNOWN:
+            _KNOWN_PAGES.popitem(last=False)
+
+
+def carry_pages(source, target) -> None:
+    """Let TARGET, a byte copy of SOURCE, share what probe found in SOURCE."""
+    key = _file_key(source)
+    with _KNOWN_LOCK:
+        pages = _KNOWN_PAGES.get(key) if key else None
+    if pages is not None:
+        remember_pages(target, list(pages))
+
+
+def known_pages(path) -> tuple | None:
+    """Return the pages probe found in the file at PATH, if it has not changed."""
+    key = _file_key(path)
+    with _KNOWN_LOCK:
+        return _KNOWN_PAGES.get(key) if key else None
 
 
 def iter_frames(image, limit: int = 100000):
@@ -358,6 +414,26 @@ def iter_frames(image, limit: int = 100000):
 
 def read_g3_strips(tags, data: bytes) -> tuple[bytes, bool] | None:
     """Return the coded rows of the page with TAGS and whether 1 bits are black."""
+    layout = g3_layout(tags)
+    return None if layout is None else g3_rows(layout, data)
+
+
+def g3_rows(layout: tuple, data: bytes) -> tuple[bytes, bool]:
+    """Return the coded rows LAYOUT (see g3_layout) places in DATA, and BlackIs1."""
+    offsets, counts, reversed_bits, black_is_1 = layout
+    rows = b"".join(
+        data[offset : offset + count]
+        for offset, count in zip(offsets, counts, strict=True)
+    )
+    return (rows.translate(BIT_REVERSED) if reversed_bits else rows), black_is_1
+
+
+def g3_layout(tags) -> tuple | None:
+    """Return where the G3 1-D rows of the page with TAGS lie, or None.
+
+    (strip offsets, strip byte counts, whether the bits are reversed, whether
+    1 bits are black); None for pages coded otherwise or turned.
+    """
     plain = (
         tags.get(TAG_COMPRESSION) == 3
         and not tags.get(TAG_T4_OPTIONS, 0) & T4_2D_ENCODING
@@ -366,15 +442,11 @@ def read_g3_strips(tags, data: bytes) -> tuple[bytes, bool] | None:
         and tags.get(TAG_BITS_PER_SAMPLE, (1,)) in (1, (1,))
     )
     offsets, counts = tags.get(TAG_STRIP_OFFSETS), tags.get(TAG_STRIP_BYTE_COUNTS)
-    if not plain or not offsets or not counts:
+    if not plain or not offsets or not counts or len(offsets) != len(counts):
         return None
-    rows = b"".join(
-        data[offset : offset + count]
-        for offset, count in zip(offsets, counts, strict=True)
-    )
-    if tags.get(TAG_FILL_ORDER, 1) == 2:
-        rows = rows.translate(BIT_REVERSED)
-    return rows, tags.get(TAG_PHOTOMETRIC, 0) == 1
+    reversed_bits = tags.get(TAG_FILL_ORDER, 1) == 2
+    black_is_1 = tags.get(TAG_PHOTOMETRIC, 0) == 1
+    return tuple(offsets), tuple(counts), reversed_bits, black_is_1
 
 
 def write_ccitt_pdf(pages: list[tuple[FaxPage, tuple[bytes, bool]]]) -> bytes:
