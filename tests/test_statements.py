@@ -102,3 +102,27 @@ def test_insert_row_stores_what_create_stores(app):
 
     assert stored(inserted.id) == stored(made.id)
     assert db.Message.get_by_id(inserted.id).received_at == fields["received_at"]
+
+
+def durability_setting() -> str:
+    if db.is_postgresql():
+        return db.database.obj.execute_sql("SHOW synchronous_commit").fetchone()[0]
+    return str(db.database.obj.execute_sql("PRAGMA synchronous").fetchone()[0])
+
+
+def test_a_relaxed_commit_is_a_commit_and_durability_comes_back(app):
+    before = durability_setting()
+    with db.relaxed_transaction():
+        message_id = add_message(1)
+    assert durability_setting() == before
+    with pytest.raises(RuntimeError), db.relaxed_transaction():
+        add_message(2)
+        raise RuntimeError("rolled back")
+    assert durability_setting() == before
+    assert [m.id for m in db.Message.select()] == [message_id]
+    app.close()
+    again = reopen(app.home)
+    try:
+        assert [m.id for m in db.Message.select()] == [message_id]
+    finally:
+        again.close()

@@ -8,6 +8,7 @@ models and migrations are the same on both.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -352,6 +353,32 @@ def write_transaction(db: pw.Database | None = None):
     if isinstance(db, pw.SqliteDatabase):
         return db.atomic("IMMEDIATE")
     return db.atomic()
+
+
+@contextlib.contextmanager
+def relaxed_transaction(db: pw.Database | None = None):
+    """A write transaction whose commit does not wait for the disk.
+
+    For bookkeeping whose loss in a power failure harms nothing because the
+    step is simply done again (a job's start, a composed e-mail, a message
+    stored locally). The log stays in order: a later durable commit makes
+    this one durable too, and a power failure can only drop a tail of such
+    commits, never one before a durable one. SQLite: synchronous NORMAL for
+    the transaction (WAL); PostgreSQL: synchronous_commit off for it.
+    """
+    db = db or database.obj
+    if isinstance(db, pw.SqliteDatabase) and not db.in_transaction():
+        db.execute_sql("PRAGMA synchronous = NORMAL")
+        try:
+            with db.atomic("IMMEDIATE") as transaction:
+                yield transaction
+        finally:
+            db.execute_sql("PRAGMA synchronous = FULL")
+        return
+    with write_transaction(db) as transaction:
+        if is_postgresql(db):
+            db.execute_sql("SET LOCAL synchronous_commit TO OFF")
+        yield transaction
 
 
 def read_schema_version(db: pw.Database) -> int:

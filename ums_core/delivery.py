@@ -38,7 +38,8 @@ def deliver_message(app, job: db.Job) -> None:
         raise JobFailure("no active delivery plugin composed an e-mail")
     fields, data = prepare_mail(app, mail, "message")
     name = write_mail_file(app, data)
-    with db.write_transaction():
+    # Lost in a power failure, the message is composed again: same Message-ID.
+    with db.relaxed_transaction():
         insert_mail(fields, name, row.id)
         _set_state(row, "queued")
         finish_job(job)
@@ -51,7 +52,9 @@ def _deliver_locally(app, job: db.Job, row: db.Message) -> None:
     stored = None
     if not row.archive_ref:
         stored = _store_in_archives(app, row, required=True)
-    with db.write_transaction():
+    # The archive plugins fsynced what they wrote; lost in a power failure,
+    # this record is made again by the job (the archive keeps what it has).
+    with db.relaxed_transaction():
         if stored is not None:
             _record_archive_ref(row)
         _set_state(row, "stored")
@@ -79,7 +82,7 @@ def deliver_group(app, jobs: list[db.Job]) -> None:
 
     for job in local:
         run_job(app, job, handler=store_step)
-    with db.write_transaction():
+    with db.relaxed_transaction():
         for job, row, found in stored:
             if found is not None:
                 _record_archive_ref(row)
