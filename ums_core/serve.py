@@ -36,6 +36,9 @@ def release_running_jobs(app, kinds=None, exclude=()) -> int:
         )
 
 
+GATHER = 0.02
+
+
 class MailLane:
     """Send the queued mails in a thread of its own until stopped.
 
@@ -65,7 +68,9 @@ class MailLane:
         while not self.stopping.is_set():
             MAIL_QUEUED.clear()
             self.run_once()
-            MAIL_QUEUED.wait(self.poll)
+            if MAIL_QUEUED.wait(self.poll):
+                # Let a burst gather: one claim then takes several mails.
+                self.stopping.wait(GATHER)
         reset_connection(self.app.database)
 
     def run_once(self) -> None:
