@@ -156,3 +156,18 @@ def test_migration_from_schema_1_keeps_rows(tmp_path):
     row = db.Message.get_by_id(7)
     assert (row.text, row.subject, row.attempts) == ("old", "", 0)
     assert db.read_schema_version(database) == db.SCHEMA_VERSION
+
+
+def test_a_value_changed_by_one_caller_is_not_changed_for_the_next(tmp_path):
+    from ums_core.config import load_config
+
+    first = load_config(str(tmp_path / "a.toml"))
+    second = load_config(str(tmp_path / "b.toml"))
+    first.get("retry.schedule").append(99)
+    first.get("gateway.allowed_clients").clear()
+    assert 99 not in second.get("retry.schedule")
+    assert 99 not in first.get("retry.schedule")
+    assert second.get("gateway.allowed_clients") == first.get("gateway.allowed_clients")
+    assert second.get("gateway.allowed_clients")
+    first.set("smtp.port", "2526")
+    assert first.get("smtp.port") == 2526 and second.get("smtp.port") != 2526

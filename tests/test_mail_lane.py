@@ -164,3 +164,36 @@ def test_the_node_reports_what_each_lane_does():
     after = state.snapshot()
     assert after["activity"] == "idle" and after["job"] is None
     assert (after["jobs_done"], after["jobs_retried"]) == (1, 1)
+
+
+def test_a_stop_that_runs_out_gives_back_the_mails_not_started(home, gated_sink):
+    from ums_core.queue import SEND_MAIL, run_due_jobs
+
+    use_mailserver(home, gated_sink, smtp__timeout="30", smtp__batch_size="10")
+    app = reopen(home)
+    try:
+        first, second = sms(app, "first"), sms(app, "second")
+        run_due_jobs(app, exclude=(SEND_MAIL,))
+        stopping = threading.Event()
+        lane = MailLane(app, stopping, poll=0.1)
+        lane.start()
+        wait_for(gated_sink.handler.in_data.is_set, "the first mail to reach DATA")
+        stopping.set()
+        lane.stop(timeout=0.5)
+        jobs = {
+            job.message_id: job
+            for job in db.Job.select().where(db.Job.kind == SEND_MAIL)
+        }
+        assert jobs[first].state == "running" and jobs[first].lease_owner == app.node
+        assert (jobs[second].state, jobs[second].lease_owner) == ("queued", None)
+        gated_sink.handler.gate.set()
+        lane.thread.join(WAIT)
+        assert not lane.thread.is_alive()
+        assert state_of(first) == "delivered" and state_of(second) == "queued"
+        assert (
+            db.Job.get(db.Job.message == second, db.Job.kind == SEND_MAIL).state
+            == "queued"
+        )
+    finally:
+        gated_sink.handler.gate.set()
+        app.close()

@@ -632,7 +632,7 @@ def test_corpus_voice_matches_expected_outcome(name):
 @pytest.mark.parametrize("name", ["fax2d.tif", "g3test.tif", "G3-Premature-EOL.tif"])
 def test_g3_pages_go_into_the_pdf_pixel_for_pixel(tmp_path, name):
     """FillOrder 2 and fill bits included: the PDF decodes to the TIFF's pixels."""
-    check_g3_embedding(CORPUS / "fax" / name, tmp_path)
+    check_g3_embedding(open_corpus("fax", name), tmp_path)
 
 
 def test_generated_g3_fax_is_embedded_not_reencoded(tmp_path, g3_fax):

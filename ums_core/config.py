@@ -7,6 +7,7 @@ declare keys of their own through the ``ums_declare_config`` hook.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -437,7 +438,10 @@ class Config:
             value = self._parse(key, self._values[name])
         if isinstance(value, IMMUTABLE):
             self._parsed[name] = value
-        return value
+            return value
+        # A list or dict (a default lives in the key declaration): a copy, so
+        # a caller changing it changes nothing for anyone else.
+        return copy.deepcopy(value)
 
     def __getitem__(self, name: str) -> Any:
         return self.get(name)

@@ -356,7 +356,7 @@ def convert_checked_tiff_to_pdf(path) -> tuple[bytes, int]:
     return convert_tiff_to_pdf(path, pages), len(pages)
 
 
-# The pages probe found, by file (path, size, mtime, inode): intake hands them
+# The pages probe found, by file (path, size, times, inode): intake hands them
 # from the file it probed to the content file it stored, and composing the
 # PDF in the same process then reads no TIFF directory again.
 _KNOWN_PAGES: collections.OrderedDict = collections.OrderedDict()
@@ -369,7 +369,9 @@ def _file_key(path) -> tuple | None:
         info = os.stat(path)
     except OSError:
         return None
-    return (os.path.abspath(path), info.st_size, info.st_mtime_ns, info.st_ino)
+    # ctime too: mtime can be set back, ctime cannot.
+    key = (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+    return (os.path.abspath(path), *key)
 
 
 def remember_pages(path, pages: list[FaxPage]) -> None:

@@ -46,6 +46,11 @@ class NodeState:
             if outcome in ("done", "retried", "failed"):
                 setattr(self, outcome, getattr(self, outcome) + 1)
 
+    def job_of(self, thread_ident: int | None) -> tuple | None:
+        """Return (job id, kind) that the thread THREAD_IDENT runs now, or None."""
+        with self.lock:
+            return self.running.get(thread_ident)
+
     def snapshot(self) -> dict:
         """Return the fields the heartbeat writes."""
         with self.lock:

@@ -20,18 +20,21 @@ from .spool import scan_spool
 log = logging.getLogger(__name__)
 
 
-def release_running_jobs(app, kinds=None, exclude=()) -> int:
-    """Requeue this process's running jobs of KINDS (all but EXCLUDE)."""
+def release_running_jobs(app, kinds=None, exclude=(), keep=()) -> int:
+    """Requeue this process's running jobs of KINDS (all but EXCLUDE and KEEP)."""
     from .queue import _of_kinds
 
+    wanted = (
+        (db.Job.state == "running")
+        & (db.Job.lease_owner == app.node)
+        & _of_kinds(kinds, exclude)
+    )
+    if keep:
+        wanted = wanted & db.Job.id.not_in(list(keep))
     with db.write_transaction():
         return (
             db.Job.update(state="queued", lease_owner=None, lease_expires=None)
-            .where(
-                (db.Job.state == "running")
-                & (db.Job.lease_owner == app.node)
-                & _of_kinds(kinds, exclude)
-            )
+            .where(wanted)
             .execute()
         )
 
@@ -57,12 +60,30 @@ class MailLane:
         """Start sending."""
         self.thread.start()
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Wait for the mail being sent (the stop event is set by the caller)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Wait for the mail being sent (the stop event is set by the caller).
+
+        The wait is bounded (by default smtp.timeout plus 15 s, at least a
+        minute). When it runs out, the mails claimed but not started are
+        given back; the one still being sent keeps its lease, which the next
+        start on this host releases (its process is gone by then).
+        """
+        if timeout is None:
+            timeout = max(60.0, self.app.config.get("smtp.timeout") + 15.0)
         MAIL_QUEUED.set()
         self.thread.join(timeout)
-        if self.thread.is_alive():
-            log.error("the mail lane did not stop within %gs", timeout)
+        if not self.thread.is_alive():
+            return
+        sending = self.app.node_state.job_of(self.thread.ident)
+        keep = [sending[0]] if sending else []
+        released = release_running_jobs(self.app, kinds=(SEND_MAIL,), keep=keep)
+        log.error(
+            "the mail lane did not stop within %gs: job %s is left to its lease,"
+            " %d claimed mails given back",
+            timeout,
+            keep[0] if keep else "-",
+            released,
+        )
 
     def _run(self) -> None:
         while not self.stopping.is_set():
