@@ -32,27 +32,6 @@ def test_batch_uses_one_connection(home, smtp_sink):
     assert len(smtp_sink.handler.messages) == 5 and len(peers) == 1
 
 
-def test_an_unreachable_mail_server_is_tried_once_per_round(home, smtp_sink):
-    """The other mails of the batch wait for the first one's retry, untried."""
-    import datetime as dt
-
-    use_mailserver(home, smtp_sink, retry__schedule="1m,5m")
-    smtp_sink.stop()
-    app = reopen(home)
-    summary = send_sms(app, count=4)
-    assert (summary.done, summary.retried) == (0, 1)  # one mail tried
-    mails = list(db.Job.select().where(db.Job.kind == "send_mail").order_by(db.Job.id))
-    assert [job.attempts for job in mails] == [1, 0, 0, 0]
-    assert {job.state for job in mails} == {"queued"}
-    assert len({job.due_at for job in mails}) == 1
-    assert "ConnectionRefusedError" in mails[0].last_error
-    assert run_due_jobs(app).retried == 0  # nothing is due before the retry
-    smtp_sink.start()
-    db.Job.update(due_at=db.utcnow() - dt.timedelta(seconds=1)).execute()
-    assert run_due_jobs(app).done == 4
-    assert len(smtp_sink.handler.messages) == 4
-
-
 def test_starttls_required_but_not_offered_sends_nothing(home, smtp_sink):
     use_mailserver(home, smtp_sink, smtp__starttls="required")
     app = reopen(home)

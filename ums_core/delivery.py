@@ -185,11 +185,7 @@ def send_mail(app, job: db.Job) -> None:
         db.Mail.update(last_error=result.detail).where(
             db.Mail.id == mail_row.id
         ).execute()
-        raise JobFailure(
-            result.detail,
-            permanent=result.permanent,
-            unreachable=getattr(result, "unreachable", False),
-        )
+        raise JobFailure(result.detail, permanent=result.permanent)
     _record_sent(app, job, mail_row)
     _log_sent(app, mail_row, mail, ctx)
 

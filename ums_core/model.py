@@ -168,15 +168,13 @@ class SendResult:
     """What a transport says about one e-mail.
 
     ``ok`` means the peer accepted it. Otherwise ``permanent`` tells a 5xx-like
-    refusal (do not retry) from a temporary one (retry later); ``unreachable``
-    says no connection could be made, so the other mails wait for the same retry.
+    refusal (do not retry) from a temporary one (retry later).
     """
 
     ok: bool
     permanent: bool = False
     code: int | None = None
     detail: str = ""
-    unreachable: bool = False
 
 
 @attrs.frozen

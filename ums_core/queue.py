@@ -33,17 +33,12 @@ MAIL_QUEUED = threading.Event()
 
 
 class JobFailure(Exception):
-    """A job failed; ``permanent`` says whether to retry it.
+    """A job failed; ``permanent`` says whether to retry it."""
 
-    ``unreachable`` (the mail server could not be reached) lets the worker
-    hold back the other mails of its batch until the same retry time.
-    """
-
-    def __init__(self, reason: str, permanent: bool = False, unreachable=False):
+    def __init__(self, reason: str, permanent: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
-        self.unreachable = unreachable
 
 
 class LeaseLost(Exception):
@@ -265,8 +260,6 @@ def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
     )
     if updated != 1:
         return _lease_lost(job)
-    if failure.unreachable:
-        job.hold_others_until = due
     log.warning(
         "%s: job %d (%s) attempt %d failed, retry in %ds: %s",
         _subject(job),
@@ -356,7 +349,6 @@ def run_due_jobs(
     """
     summary = RunSummary()
     batch = app.config.get("smtp.batch_size")
-    sends = SEND_MAIL not in exclude and (kinds is None or SEND_MAIL in kinds)
     handled = 0
     while handled < max_jobs and not should_stop():
         jobs = claim_jobs(app, min(batch, max_jobs - handled), kinds, exclude)
@@ -372,42 +364,10 @@ def run_due_jobs(
             outcome = run_job(app, job)
             app.node_state.end(outcome)
             setattr(summary, outcome, getattr(summary, outcome) + 1)
-            until = getattr(job, "hold_others_until", None)
-            if until is not None:
-                hold_mails(app, jobs[index + 1 :], until)
-                exclude = (*exclude, SEND_MAIL)
         handled += len(jobs)
-    if sends:
+    if SEND_MAIL not in exclude and (kinds is None or SEND_MAIL in kinds):
         app.fire("ums_queue_drained", ctx=PluginContext(app))
     return summary
-
-
-def hold_mails(app, jobs: list[db.Job], until: dt.datetime) -> None:
-    """Give the claimed, unstarted send jobs of JOBS back, due at UNTIL.
-
-    The mail server could not be reached: the other mails of the batch
-    would only knock on the same closed door; they are not counted as tried.
-    """
-    ids = [job.id for job in jobs if job.kind == SEND_MAIL]
-    if not ids:
-        return
-    with db.relaxed_transaction():
-        held = (
-            db.Job.update(
-                state="queued", due_at=until, lease_owner=None, lease_expires=None
-            )
-            .where(
-                db.Job.id.in_(ids)
-                & (db.Job.state == "running")
-                & (db.Job.lease_owner == app.node)
-            )
-            .execute()
-        )
-    log.warning(
-        "mail server unreachable: %d more mails held back until %s",
-        held,
-        until.strftime("%H:%M:%S"),
-    )
 
 
 def retry_job(job_id: int) -> db.Job:

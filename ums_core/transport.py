@@ -33,10 +33,8 @@ class SmtpTransport:
         """Send MAIL; classify every failure as temporary or permanent."""
         if not self.config.get("smtp.host"):
             return SendResult(False, False, None, "no mail server set (smtp.host)")
-        connected = False
         try:
             smtp = self._connection()
-            connected = True
             with mail.open() as stream:
                 rcpts = list(mail.recipients)
                 refused = send_stream(smtp, mail.sender, rcpts, stream)
@@ -54,11 +52,7 @@ class SmtpTransport:
             return SendResult(False, False, None, exc.message)
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            # No connection at all (refused, no route, no greeting in time):
-            # the other queued mails would fare no better this round.
-            unreachable = not connected and not isinstance(exc, smtplib.SMTPException)
-            detail = f"{type(exc).__name__}: {exc}"
-            return SendResult(False, False, None, detail, unreachable=unreachable)
+            return SendResult(False, False, None, f"{type(exc).__name__}: {exc}")
         self._last_used = time.monotonic()
         if refused:
             return self._refused(refused)
