@@ -32,6 +32,33 @@ def test_batch_uses_one_connection(home, smtp_sink):
     assert len(smtp_sink.handler.messages) == 5 and len(peers) == 1
 
 
+def test_an_unreachable_mail_server_is_knocked_on_once_per_run(
+    home, smtp_sink, monkeypatch
+):
+    """Each mail counts its attempt; only the first of a run tries to connect."""
+    import datetime as dt
+
+    from ums_core.transport import SmtpTransport
+
+    tries = []
+    connect = SmtpTransport._connect
+    monkeypatch.setattr(
+        SmtpTransport, "_connect", lambda self: tries.append(1) or connect(self)
+    )
+    use_mailserver(home, smtp_sink, retry__schedule="1m,5m")
+    smtp_sink.stop()
+    app = reopen(home)
+    assert send_sms(app, count=4).retried == 4
+    mails = list(db.Job.select().where(db.Job.kind == "send_mail"))
+    assert [job.attempts for job in mails] == [1, 1, 1, 1] and len(tries) == 1
+    assert all("ConnectionRefusedError" in job.last_error for job in mails)
+    db.Job.update(due_at=db.utcnow() - dt.timedelta(seconds=1)).execute()
+    assert run_due_jobs(app).retried == 4 and len(tries) == 2  # a new run knocks again
+    smtp_sink.start()
+    db.Job.update(due_at=db.utcnow() - dt.timedelta(seconds=1)).execute()
+    assert run_due_jobs(app).done == 4 and len(smtp_sink.handler.messages) == 4
+
+
 def test_starttls_required_but_not_offered_sends_nothing(home, smtp_sink):
     use_mailserver(home, smtp_sink, smtp__starttls="required")
     app = reopen(home)

@@ -17,6 +17,10 @@ from .model import Mail, SendResult
 log = logging.getLogger(__name__)
 
 IDLE_CHECK_SECONDS = 20.0
+# After a connection could not be made at all, the next mails of the same run
+# fail the same way without knocking again, for at most this long (the worker
+# closes the transport when its run ends).
+DOWN_SECONDS = 10.0
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 
@@ -28,13 +32,19 @@ class SmtpTransport:
         self.config = config
         self._smtp: smtplib.SMTP | None = None
         self._last_used = 0.0
+        self._down: tuple[float, str] | None = None
 
     def send(self, mail: Mail) -> SendResult:
         """Send MAIL; classify every failure as temporary or permanent."""
         if not self.config.get("smtp.host"):
             return SendResult(False, False, None, "no mail server set (smtp.host)")
+        if self._down is not None and time.monotonic() - self._down[0] < DOWN_SECONDS:
+            return SendResult(False, False, None, self._down[1])
+        connected = False
         try:
             smtp = self._connection()
+            connected = True
+            self._down = None
             with mail.open() as stream:
                 rcpts = list(mail.recipients)
                 refused = send_stream(smtp, mail.sender, rcpts, stream)
@@ -52,14 +62,21 @@ class SmtpTransport:
             return SendResult(False, False, None, exc.message)
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            return SendResult(False, False, None, f"{type(exc).__name__}: {exc}")
+            detail = f"{type(exc).__name__}: {exc}"
+            if not connected and not isinstance(exc, smtplib.SMTPException):
+                # No connection at all (refused, no route, no greeting in
+                # time): each mail still counts its attempt, but the rest of
+                # the round is not sent to knock on the same closed door.
+                self._down = (time.monotonic(), f"{detail} (mail server unreachable)")
+            return SendResult(False, False, None, detail)
         self._last_used = time.monotonic()
         if refused:
             return self._refused(refused)
         return SendResult(True, code=250, detail="accepted")
 
     def close(self) -> None:
-        """Close the connection, if any."""
+        """Close the connection, if any; the next mail tries to connect again."""
+        self._down = None
         if self._smtp is not None:
             try:
                 self._smtp.quit()
