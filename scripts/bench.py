@@ -187,33 +187,38 @@ def count_rows(state: str) -> int:
 
 def run_local_intake(home: str, mix: list[IncomingMessage]) -> float:
     """Receive MIX into the local store; return messages per second."""
-    app = App.open(home)
-    start = time.perf_counter()
-    for incoming in mix:
-        receive_message(app, incoming, run_now=True)
-    elapsed = time.perf_counter() - start
-    stored = count_rows("stored")
-    app.close()
-    if stored != len(mix):
-        raise RuntimeError(f"local_store: {stored} of {len(mix)} stored")
-    return len(mix) / elapsed
+
+    def one_by_one(app):
+        for incoming in mix:
+            receive_message(app, incoming, run_now=True)
+
+    return time_local_store(home, len(mix), one_by_one, "local_store")
 
 
 def run_local_group(home: str, mix: list[IncomingMessage]) -> float:
     """Receive MIX into the local store in groups of GROUP; return messages/s."""
+
+    def in_groups(app):
+        for first in range(0, len(mix), GROUP):
+            group = mix[first : first + GROUP]
+            ids = receive_batch(app, [(incoming, None) for incoming in group])
+            if not all(isinstance(i, int) for i in ids):
+                raise RuntimeError(f"local_store group: refused {ids}")
+
+    return time_local_store(home, len(mix), in_groups, "local_store group")
+
+
+def time_local_store(home: str, count: int, feed, label: str) -> float:
+    """Run FEED(app) on HOME, check COUNT messages were stored; return msg/s."""
     app = App.open(home)
     start = time.perf_counter()
-    for first in range(0, len(mix), GROUP):
-        group = mix[first : first + GROUP]
-        ids = receive_batch(app, [(incoming, None) for incoming in group])
-        if not all(isinstance(i, int) for i in ids):
-            raise RuntimeError(f"local_store group: refused {ids}")
+    feed(app)
     elapsed = time.perf_counter() - start
     stored = count_rows("stored")
     app.close()
-    if stored != len(mix):
-        raise RuntimeError(f"local_store group: {stored} of {len(mix)} stored")
-    return len(mix) / elapsed
+    if stored != count:
+        raise RuntimeError(f"{label}: {stored} of {count} stored")
+    return count / elapsed
 
 
 def read_stored_rows(home: str) -> tuple[list[str], list[str], list[tuple]]:

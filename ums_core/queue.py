@@ -161,6 +161,23 @@ def release_jobs(app, jobs: list[db.Job]) -> None:
             ).execute()
 
 
+def release_running_jobs(app, kinds=None, exclude=(), keep=()) -> int:
+    """Requeue this process's running jobs of KINDS (all but EXCLUDE and KEEP)."""
+    wanted = (
+        (db.Job.state == "running")
+        & (db.Job.lease_owner == app.node)
+        & _of_kinds(kinds, exclude)
+    )
+    if keep:
+        wanted = wanted & db.Job.id.not_in(list(keep))
+    with db.write_transaction():
+        return (
+            db.Job.update(state="queued", lease_owner=None, lease_expires=None)
+            .where(wanted)
+            .execute()
+        )
+
+
 def release_dead_leases(app) -> int:
     """Requeue jobs leased by processes of this host that no longer exist."""
     host = app.node.rsplit(":", 1)[0]

@@ -11,32 +11,18 @@ import logging
 import signal
 import threading
 
-from . import db
 from .db import reset_connection
 from .nodes import Heartbeat
-from .queue import MAIL_QUEUED, SEND_MAIL, release_dead_leases, run_due_jobs
+from .queue import (
+    MAIL_QUEUED,
+    SEND_MAIL,
+    release_dead_leases,
+    release_running_jobs,
+    run_due_jobs,
+)
 from .spool import scan_spool
 
 log = logging.getLogger(__name__)
-
-
-def release_running_jobs(app, kinds=None, exclude=(), keep=()) -> int:
-    """Requeue this process's running jobs of KINDS (all but EXCLUDE and KEEP)."""
-    from .queue import _of_kinds
-
-    wanted = (
-        (db.Job.state == "running")
-        & (db.Job.lease_owner == app.node)
-        & _of_kinds(kinds, exclude)
-    )
-    if keep:
-        wanted = wanted & db.Job.id.not_in(list(keep))
-    with db.write_transaction():
-        return (
-            db.Job.update(state="queued", lease_owner=None, lease_expires=None)
-            .where(wanted)
-            .execute()
-        )
 
 
 GATHER = 0.02
