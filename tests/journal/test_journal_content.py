@@ -128,6 +128,29 @@ def test_keyset_paging_through_many_messages(client, journal_app):
     assert listed_ids(client.get(newer)) == sorted(ids, reverse=True)[:50]
 
 
+@pytest.mark.parametrize("email", ["alice@example.test", "fallback@example.test"])
+def test_unfiltered_pages_read_as_filtered_ones_do(journal_app, mailbox, email):
+    from ums_local_store.journal import listing
+
+    journal_app.config.set("default_recipient", "fallback@example.test")
+    for n in range(7):
+        receive(journal_app, "sms", ALICE_SMS, sender="+4930555099", text=f"n{n}")
+        receive(journal_app, "sms", "+4989999999", sender="+4930555014", text=f"o{n}")
+    default = email == "fallback@example.test"
+    every = db.Message.id > 0  # a filter that keeps every row: the other query
+    first = listing.list_page(email, default, None, size=3)
+    assert first.rows and first.older is not None
+    assert first == listing.list_page(email, default, every, size=3)
+    older = listing.list_page(email, default, None, before=first.older, size=3)
+    assert older == listing.list_page(email, default, every, before=first.older, size=3)
+    assert older.rows[0]["id"] < first.rows[-1]["id"]
+    back = listing.list_page(email, default, None, after=older.newer, size=3)
+    assert back == listing.list_page(email, default, every, after=older.newer, size=3)
+    assert [r["id"] for r in back.rows] == [r["id"] for r in first.rows]
+    assert isinstance(first.rows[0]["received_at"], dt.datetime)
+    assert first.rows[0]["received_at"].tzinfo is not None
+
+
 def test_fax_page_shows_pages_and_opens_as_pdf(client, mailbox):
     login(client)
     page = client.get(f"/messages/{mailbox['fax']}")

@@ -236,3 +236,16 @@ def test_parallel_guesses_stop_at_the_account_limit(live_journal):
         thread.join(60)
     assert sorted(set(results)) == [401, 429]
     assert results.count(401) == auth.ACCOUNT_LIMIT
+
+
+def test_a_broken_connection_fails_one_request_and_is_not_used_again(client, mailbox):
+    login(client)
+    assert client.get("/messages").status_code == 200
+    kept = db.database.connection()
+    assert client.get("/messages").status_code == 200
+    assert db.database.connection() is kept  # kept between requests
+    kept.close()  # as a restarted database server leaves it
+    client.application.testing = False  # a 500 page, not the exception
+    assert client.get("/messages").status_code == 500
+    assert client.get("/messages").status_code == 200
+    assert db.database.connection() is not kept

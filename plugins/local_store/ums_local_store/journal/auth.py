@@ -19,6 +19,7 @@ import attrs
 import peewee as pw
 
 from ums_core import db
+from ums_core.statements import Statement
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,46 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 
 
+_ACTIVE_USER = Statement(
+    ("str",),
+    lambda email: (
+        db.User.select(
+            db.User.id,
+            db.User.created_at,
+            db.User.password_hash,
+            db.User.language,
+        )
+        .where((db.User.email == email) & (db.User.active == True))  # noqa: E712
+        .limit(1)
+    ),
+)
+_SESSION = Statement(
+    ("str",),
+    lambda token_hash: JournalSession.select(
+        JournalSession.email,
+        JournalSession.user_key,
+        JournalSession.csrf,
+        JournalSession.created_at,
+        JournalSession.seen_at,
+    ).where(JournalSession.token_hash == token_hash),
+)
+
+
+def active_user(email: str) -> db.User | None:
+    """Return the active user EMAIL (id, created_at, password_hash, language)."""
+    found = _ACTIVE_USER.first(email)
+    if found is None:
+        return None
+    user_id, created, password_hash, language = found
+    return db.User(
+        id=user_id,
+        email=email,
+        created_at=db.User.created_at.python_value(created),
+        password_hash=password_hash,
+        language=language,
+    )
+
+
 def user_key(user: db.User) -> str:
     """Return what ties a session to this user as they are now.
 
@@ -108,20 +149,24 @@ def find_session(token: str | None, idle: dt.timedelta) -> Session | None:
     """Return the live session of TOKEN, or None (ending it if it expired)."""
     if not token or len(token) > 100:
         return None
-    row = JournalSession.get_or_none(JournalSession.token_hash == _hash(token))
-    if row is None:
+    token_hash = _hash(token)
+    found = _SESSION.first(token_hash)
+    if found is None:
         return None
+    email, key, csrf, created, seen = found
+    created = JournalSession.created_at.python_value(created)
+    seen = JournalSession.seen_at.python_value(seen)
     now = db.utcnow()
-    if now - row.seen_at > idle or now - row.created_at > MAX_SESSION_AGE:
+    if now - seen > idle or now - created > MAX_SESSION_AGE:
         end_session(token)
-        log.info("journal: session of %s expired", row.email)
+        log.info("journal: session of %s expired", email)
         return None
-    if now - row.seen_at > min(SEEN_RESOLUTION, idle / 4):
+    if now - seen > min(SEEN_RESOLUTION, idle / 4):
         with db.write_transaction():
             JournalSession.update(seen_at=now).where(
-                JournalSession.token_hash == row.token_hash
+                JournalSession.token_hash == token_hash
             ).execute()
-    return Session(token=token, email=row.email, csrf=row.csrf, user_key=row.user_key)
+    return Session(token=token, email=email, csrf=csrf, user_key=key)
 
 
 def end_session(token: str) -> None:

@@ -12,9 +12,11 @@ import re
 import zoneinfo
 
 import attrs
+import peewee as pw
 
 from ums_core import db
 from ums_core.errors import NumberError
+from ums_core.statements import Statement
 
 PAGE_SIZE = 50
 KINDS = ("fax", "voice", "sms")
@@ -152,14 +154,7 @@ def filter_condition(filters: Filters, zone: str, site_rules):
     return condition
 
 
-def list_page(
-    visible,
-    condition,
-    before: int | None = None,
-    after: int | None = None,
-    size: int = PAGE_SIZE,
-) -> Page:
-    """Return the page of visible rows older than BEFORE (or newer than AFTER)."""
+def _page_query(visible, condition, before, after, size):
     query = db.Message.select(*LIST_COLUMNS).where(visible)
     if condition is not None:
         query = query.where(condition)
@@ -169,7 +164,77 @@ def list_page(
         if before is not None:
             query = query.where(db.Message.id < before)
         query = query.order_by(db.Message.id.desc())
-    rows = list(query.limit(size + 1).dicts())
+    return query.limit(size)
+
+
+def _plain_statement(default: bool, way: str) -> Statement:
+    """Return the unfiltered page query of a default recipient or not, one WAY."""
+    if not way:
+        return Statement(
+            ("str", "int"),
+            lambda email, size: _page_query(
+                visible_to(email, default), None, None, None, size
+            ),
+        )
+    return Statement(
+        ("str", "int", "int"),
+        lambda email, boundary, size: _page_query(
+            visible_to(email, default),
+            None,
+            boundary if way == "before" else None,
+            boundary if way == "after" else None,
+            size,
+        ),
+    )
+
+
+# The unfiltered list, compiled once: (default recipient, "before"/"after"/"").
+_PLAIN_PAGES = {
+    (default, way): _plain_statement(default, way)
+    for default in (False, True)
+    for way in ("before", "after", "")
+}
+_CONVERT = tuple(
+    (column.name, column.python_value)
+    for column in LIST_COLUMNS
+    if isinstance(column, pw.DateTimeField)
+)
+_NAMES = tuple(column.name for column in LIST_COLUMNS)
+
+
+def _plain_rows(email, default, before, after, size) -> list[dict]:
+    if after is not None:
+        found = _PLAIN_PAGES[default, "after"].rows(email, after, size)
+    elif before is not None:
+        found = _PLAIN_PAGES[default, "before"].rows(email, before, size)
+    else:
+        found = _PLAIN_PAGES[default, ""].rows(email, size)
+    rows = [dict(zip(_NAMES, values, strict=True)) for values in found]
+    for row in rows:
+        for name, convert in _CONVERT:
+            row[name] = convert(row[name])
+    return rows
+
+
+def list_page(
+    email: str,
+    is_default_recipient: bool,
+    condition,
+    before: int | None = None,
+    after: int | None = None,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """Return the page of EMAIL's rows older than BEFORE (or newer than AFTER).
+
+    CONDITION (the filters, None for none) narrows the rows; see
+    :func:`visible_to` for IS_DEFAULT_RECIPIENT.
+    """
+    if condition is None:
+        rows = _plain_rows(email, is_default_recipient, before, after, size + 1)
+    else:
+        visible = visible_to(email, is_default_recipient)
+        query = _page_query(visible, condition, before, after, size + 1)
+        rows = list(query.dicts())
     more = len(rows) > size
     rows = rows[:size]
     if after is not None:

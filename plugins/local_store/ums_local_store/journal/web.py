@@ -12,6 +12,7 @@ import datetime as dt
 import hmac
 import io
 import logging
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import flask
@@ -65,9 +66,7 @@ def _load_session() -> None:
     session = auth.find_session(flask.request.cookies.get(COOKIE), idle)
     language = None
     if session is not None:
-        user = db.User.get_or_none(
-            (db.User.email == session.email) & (db.User.active == True)  # noqa: E712
-        )
+        user = auth.active_user(session.email)
         if user is None or auth.user_key(user) != session.user_key:
             log.info("journal: session of %s ended (user changed)", session.email)
             auth.end_session(session.token)
@@ -97,12 +96,20 @@ def _add_headers(response: flask.Response) -> flask.Response:
 
 
 def _close_connection(exc) -> None:
-    if not db.database.is_closed():
-        db.database.close()
+    """Close this thread's connection after a failed request, else keep it.
+
+    Opening an SQLite connection costs more than the list page's query; a
+    connection that failed (a restarted PostgreSQL) is not used again.
+    """
+    if exc is not None:
+        db.reset_connection()
 
 
 def _show_error(exc: HTTPException):
-    t = flask.g.get("t") or translator("en")
+    # The request may have failed before its session and language were read.
+    flask.g.setdefault("session", None)
+    flask.g.setdefault("language", "en")
+    t = flask.g.t = flask.g.get("t") or translator(flask.g.language)
     text = {400: t("bad_request"), 404: t("not_found")}.get(exc.code, exc.name)
     return flask.render_template("error.html", code=exc.code, text=text), exc.code
 
@@ -335,14 +342,20 @@ def message_list():
     condition = listing.filter_condition(
         filters, config.get("timezone"), _ums().site_rules
     )
+    email = flask.g.session.email
     page = listing.list_page(
-        _visible(),
+        email,
+        _is_default_recipient(email),
         condition,
         before=_page_id("before"),
         after=_page_id("after"),
     )
     ctx = _ums()
-    rows = [present_row(row, ctx, flask.g.t, flask.g.language) for row in page.rows]
+    # As attributes: the template reads each field the first way Jinja tries.
+    rows = [
+        SimpleNamespace(**present_row(row, ctx, flask.g.t, flask.g.language))
+        for row in page.rows
+    ]
     return flask.render_template(
         "list.html",
         rows=rows,
