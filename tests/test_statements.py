@@ -126,3 +126,21 @@ def test_a_relaxed_commit_is_a_commit_and_durability_comes_back(app):
         assert [m.id for m in db.Message.select()] == [message_id]
     finally:
         again.close()
+
+
+def test_fetch_by_id_reads_what_get_by_id_reads(app):
+    from ums_core.statements import fetch_by_id
+
+    message_id = add_message(3)
+    db.Message.update(read_at=dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.UTC)).where(
+        db.Message.id == message_id
+    ).execute()
+    job = db.Job.create(kind="deliver_message", message=message_id)
+    for model, row_id in ((db.Message, message_id), (db.Job, job.id)):
+        fetched, expected = fetch_by_id(model, row_id), model.get_by_id(row_id)
+        assert fetched.__data__ == expected.__data__
+        assert not fetched._dirty
+    fetched = fetch_by_id(db.Message, message_id)
+    assert fetched.received_at.tzinfo is not None
+    assert fetch_by_id(db.Job, job.id).message_id == message_id
+    assert fetch_by_id(db.Message, 999_999) is None

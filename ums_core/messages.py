@@ -7,6 +7,7 @@ import os
 from . import content, db
 from .errors import UmsError
 from .model import Message
+from .statements import Statement
 
 
 def to_model(app, row: db.Message) -> Message:
@@ -51,9 +52,20 @@ def _recipient_user(row: db.Message):
     remembered = row.__dict__.get("_ums_recipient")
     if remembered is not None and remembered[0] == row.recipient:
         return remembered[1]
-    user = db.User.get_or_none(db.User.email == row.recipient)
+    found = _NAME_AND_LANGUAGE.first(row.recipient)
+    user = None
+    if found is not None:
+        user = db.User(__no_default__=1, name=found[0], language=found[1])
     row.__dict__["_ums_recipient"] = (row.recipient, user)
     return user
+
+
+_NAME_AND_LANGUAGE = Statement(
+    ("str",),
+    lambda email: db.User.select(db.User.name, db.User.language).where(
+        db.User.email == email
+    ),
+)
 
 
 def remember_recipient(row: db.Message, user) -> None:

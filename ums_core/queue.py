@@ -22,7 +22,7 @@ import attrs
 from . import db
 from .context import PluginContext
 from .errors import UmsError
-from .statements import Statement
+from .statements import Statement, fetch_by_id
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +323,7 @@ def run_job(app, job: db.Job, handler=None) -> str:
 
     handler = handler or _handlers().get(job.kind)
     try:
+        _load_message(job)
         if handler is None:
             raise JobFailure(f"no handler for job kind {job.kind!r}", permanent=True)
         handler(app, job)
@@ -338,6 +339,14 @@ def run_job(app, job: db.Job, handler=None) -> str:
         log.exception("%s: job %d crashed", _subject(job), job.id)
         return _retry_or_fail(app, job, JobFailure(f"{type(exc).__name__}: {exc}"))
     return "done"
+
+
+def _load_message(job: db.Job) -> None:
+    """Read the job's message with a compiled query (peewee's would cost more)."""
+    if job.message_id is not None and "message" not in job.__rel__:
+        row = fetch_by_id(db.Message, job.message_id)
+        if row is not None:  # else reading job.message raises as it did
+            job.__rel__["message"] = row
 
 
 def _lease_lost(job: db.Job) -> str:

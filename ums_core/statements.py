@@ -107,6 +107,28 @@ class Statement:
 
 
 _INSERTS: dict[tuple, tuple] = {}
+_BY_ID: dict = {}
+
+
+def fetch_by_id(model, row_id: int):
+    """Return the row of MODEL with primary key ROW_ID as ``get`` reads it, or None."""
+    statement = _BY_ID.get(model)
+    if statement is None:
+        key = model._meta.primary_key
+        statement = _BY_ID.setdefault(
+            model, Statement(("int",), lambda value: model.select().where(key == value))
+        )
+    found = statement.first(row_id)
+    if found is None:
+        return None
+    fields = model._meta.sorted_fields
+    data = {
+        field.name: field.python_value(value)
+        for field, value in zip(fields, found, strict=True)
+    }
+    row = model(__no_default__=1, **data)
+    row._dirty.clear()
+    return row
 
 
 def insert_row(model, **values):
