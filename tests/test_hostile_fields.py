@@ -5,6 +5,7 @@ instance, nothing hidden; and composed mails survive a round trip unchanged.
 import email
 import json
 import os
+import re
 import smtplib
 import string
 from email import policy
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_gateway import FAX, gateway_app, outbound  # noqa: F401
 
-from ums_core import db
+from ums_core import db, helpers
 from ums_core.context import PluginContext
 from ums_core.intake import receive_message
 from ums_core.mailqueue import iter_wire, serialize_mail
@@ -186,6 +187,40 @@ def test_composed_mail_round_trips_headers_and_attachment_bytes(
         with open(samples["voice"], "rb") as handle:
             assert got[0][1] == handle.read()
     assert len(got) == {"fax": 1, "voice": 1, "sms": 0}[kind]
+
+
+def wire_with(policy_used, app, row) -> bytes:
+    """Compose ROW's mail with POLICY_USED for new mails; the boundary blanked."""
+    saved = helpers.MAIL_POLICY
+    helpers.MAIL_POLICY = policy_used
+    try:
+        ctx = PluginContext(app)
+        mail = app.hook.ums_compose_mail(message=to_model(app, row), ctx=ctx)
+        wire = b"".join(iter_wire(serialize_mail(mail)))
+    finally:
+        helpers.MAIL_POLICY = saved
+    return re.sub(rb"={15}\d+==", b"BOUNDARY", wire)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    name=NASTY | st.text(max_size=90),
+    kind=st.sampled_from(["fax", "voice", "sms"]),
+    text=SMS_TEXT,
+)
+def test_plain_headers_kept_as_text_write_the_same_bytes(
+    mail_app, samples, name, kind, text
+):
+    """ums keeps plain one-line header values as text: the e-mail is the same."""
+    row = compose(mail_app, kind, samples, name=name, text=text)[0]
+    stock = policy.default.clone(header_factory=helpers._HeaderClasses())
+    ours = wire_with(helpers.MAIL_POLICY, mail_app, row)
+    assert b"BOUNDARY" in ours or kind == "sms"
+    assert wire_with(stock, mail_app, row) == ours
 
 
 BAD_NAMES = ["../../config.toml", "a\x00b.tif", "/etc/hostname", "..", ".hidden.tif"]
