@@ -15,7 +15,7 @@ from .errors import UmsError
 from .mailqueue import insert_mail, prepare_mail, write_mail_file
 from .messages import to_model
 from .model import Mail
-from .queue import MAIL_QUEUED, JobFailure, finish_job
+from .queue import MAIL_QUEUED, JobFailure, finish_job, job_message
 from .routing import resolve_route
 from .statements import Statement
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def deliver_message(app, job: db.Job) -> None:
     """Store the message locally or compose and queue its e-mail, by location."""
-    row = job.message
+    row = job_message(job)
     if row.recipient is None:
         _route_again(app, row)
     ctx = PluginContext(app)
@@ -72,11 +72,11 @@ def deliver_group(app, jobs: list[db.Job]) -> None:
     """
     from .queue import run_job
 
-    local = [job for job in jobs if _stays_local(job.message)]
+    local = [job for job in jobs if _stays_local(job_message(job))]
     stored: list = []
 
     def store_step(app, job):
-        row = job.message
+        row = job_message(job)
         found = None if row.archive_ref else _store_in_archives(app, row, True)
         stored.append((job, row, found))
 
