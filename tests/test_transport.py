@@ -254,3 +254,19 @@ def test_big_wav_is_streamed_and_arrives_byte_for_byte(home, smtp_sink, tmp_path
     assert max(len(line) for line in lines) <= 998 and b"\n" not in raw.replace(
         b"\r\n", b""
     )
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 56, 57, 58, 76, 4096, 933_887, 933_888, 933_889]
+)
+def test_streamed_base64_is_the_standard_one_in_crlf_lines(tmp_path, size):
+    import base64
+
+    from ums_core.mailqueue import BASE64_CHUNK, _base64_lines
+
+    assert BASE64_CHUNK == 933_888
+    data = os.urandom(size)
+    (tmp_path / "part").write_bytes(data)
+    expected = base64.encodebytes(data).rstrip(b"\n").replace(b"\n", b"\r\n")
+    assert b"".join(_base64_lines(str(tmp_path / "part"))) == expected
+    assert b"".join(_base64_lines(data)).replace(b"\r\n", b"") == base64.b64encode(data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import io
 import logging
 import os
@@ -83,8 +83,17 @@ def _base64_lines(source):
         while chunk := stream.read(BASE64_CHUNK):
             if pending:
                 yield pending + b"\r\n"
-            pending = base64.encodebytes(chunk).rstrip(b"\n").replace(b"\n", b"\r\n")
+            pending = _base64_crlf(chunk)
     yield pending
+
+
+def _base64_crlf(chunk: bytes) -> bytes:
+    """Return the base64 of CHUNK in 76-character lines joined by CRLF.
+
+    One C call encodes it all; base64.encodebytes makes one per line.
+    """
+    encoded = binascii.b2a_base64(chunk, newline=False)
+    return b"\r\n".join([encoded[at : at + 76] for at in range(0, len(encoded), 76)])
 
 
 def envelope_recipients(mail: EmailMessage) -> list[str]:
