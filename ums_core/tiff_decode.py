@@ -12,7 +12,6 @@ Where that library cannot be found (not Linux) or is older than 4.5 (no
 from __future__ import annotations
 
 import collections
-import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -125,22 +124,8 @@ def check_pages(path, count: int, wanted=None) -> None:
     all. Raises DecodeFailure naming the page and libtiff's message, or
     MediaError when the file has fewer pages or a strip is too large.
     """
-    lib, _ = _library()
-    wanted = set(range(1, count + 1)) if wanted is None else set(wanted)
-    with _opened(path) as (tif, messages):
-        if not tif:
-            raise DecodeFailure(1, f"libtiff cannot open it ({_last(messages)})")
-        _check_directories(lib, tif, wanted, count, messages)
-
-
-@contextlib.contextmanager
-def _opened(path):
-    """Open the TIFF at PATH with libtiff; yield (handle or None, its messages).
-
-    The messages (errors and warnings, newest last) are collected per handle,
-    so threads checking files at once each see their own.
-    """
     lib, libc = _library()
+    wanted = set(range(1, count + 1)) if wanted is None else set(wanted)
     messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
     name = os.fsencode(path)
 
@@ -156,12 +141,13 @@ def _opened(path):
         lib.TIFFOpenOptionsSetWarningHandlerExtR(options, handler, None)
         lib.TIFFOpenOptionsSetMaxSingleMemAlloc(options, MAX_STRIP_BYTES)
         # "m": no memory map; a file cut short while it is read would SIGBUS.
-        tif = lib.TIFFOpenExt(name, b"rm", options)
+        tif = lib.TIFFOpenExt(os.fsencode(path), b"rm", options)
+        if not tif:
+            raise DecodeFailure(1, f"libtiff cannot open it ({_last(messages)})")
         try:
-            yield (tif or None), messages
+            _check_directories(lib, tif, wanted, count, messages)
         finally:
-            if tif:
-                lib.TIFFClose(tif)
+            lib.TIFFClose(tif)
     finally:
         lib.TIFFOpenOptionsFree(options)
 
@@ -181,11 +167,30 @@ def read_plain_fax(path, examine, max_pages: int) -> list:
     several samples, more than MAX_PAGES pages, ...); DecodeFailure when a
     strip does not decode; and whatever EXAMINE raises.
     """
-    lib, _ = _library()
-    with _opened(path) as (tif, messages):
+    lib, libc = _library()
+    messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
+    name = os.fsencode(path)
+
+    def record(_tif, _data, module, fmt, args) -> int:
+        module = None if module == name else module
+        messages.append(_format(libc, module, fmt, args, name))
+        return 1
+
+    handler = _HANDLER(record)
+    options = lib.TIFFOpenOptionsAlloc()
+    try:
+        lib.TIFFOpenOptionsSetErrorHandlerExtR(options, handler, None)
+        lib.TIFFOpenOptionsSetWarningHandlerExtR(options, handler, None)
+        lib.TIFFOpenOptionsSetMaxSingleMemAlloc(options, MAX_STRIP_BYTES)
+        tif = lib.TIFFOpenExt(name, b"rm", options)
         if not tif:
             raise NotPlain("libtiff cannot open it")
-        return _read_plain_pages(lib, tif, examine, max_pages, messages)
+        try:
+            return _read_plain_pages(lib, tif, examine, max_pages, messages)
+        finally:
+            lib.TIFFClose(tif)
+    finally:
+        lib.TIFFOpenOptionsFree(options)
 
 
 # The tags a fax page is judged by, with the C type TIFFGetField fills in.
