@@ -3,7 +3,6 @@
 import io
 import os
 import re
-import shutil
 import struct
 from pathlib import Path
 
@@ -306,75 +305,6 @@ def test_libtiff_and_pillow_accept_the_same_good_pages(tmp_path, monkeypatch):
     monkeypatch.setattr(tiff_decode, "available", lambda: False)
     slow = [media_fax.inspect_tiff(tmp_path / n) for n in ("g3.tif", "g4.tif")]
     assert fast == slow
-
-
-def _verdict(path):
-    try:
-        return media_fax.inspect_tiff(path)
-    except MediaError as exc:
-        return str(exc)
-
-
-# Tag changes on a one-page CCITT fax: each is read by libtiff alone, or sent to
-# the full check (Pillow's tags), and both must give the same answer.
-TAG_VARIANTS = [
-    {},
-    {"t259": 3},
-    {"t259": 3, "t292": 0},
-    {"t259": 3, "t292": 4},
-    {"t259": 3, "t292": 1},
-    {"t266": 2},
-    {"t266": 1},
-    {"t262": 0},
-    {"t262": 2},
-    {"t262": None},
-    {"t274": 3},
-    {"t296": 1},
-    {"t296": 3},
-    {"t296": None},
-    {"t282": None},
-    {"t283": 0},
-    {"t282": 80, "t283": 77, "t296": 3},
-    {"t258": 8},
-    {"t258": None},
-    {"t277": 3},
-    {"t339": 3},
-    {"t284": 2},
-    {"t278": 50},
-    {"t279": 100_000},
-    {"t279": 0},
-    {"t257": 3000},
-    {"t256": 0},
-    {"t259": 5},
-    {"t259": 1},
-    {"t259": 7},
-]
-
-
-@pytest.mark.parametrize("tags", TAG_VARIANTS, ids=str)
-def test_libtiff_alone_and_pillows_tags_agree(tmp_path, monkeypatch, tags):
-    if not tiff_decode.available():
-        pytest.skip("no libtiff 4.5 here")
-    strip = read_ccitt_strip("tiff_ccitt")
-    path = write_bytes(tmp_path, "fax.tif", build_tiff(strip, **tags))
-    plain = _verdict(path)
-    monkeypatch.setattr(media_fax, "_inspect_plain_tiff", lambda path, size: None)
-    assert _verdict(path) == plain
-
-
-@pytest.mark.parametrize("compression", ["group3", "group4"])
-def test_a_plain_fax_is_read_without_pillow(tmp_path, monkeypatch, compression):
-    if not tiff_decode.available():
-        pytest.skip("no libtiff 4.5 here")
-    samples.write_fax_tiff(tmp_path / "fax.tif", pages=3, compression=compression)
-    full = media_fax.inspect_tiff(tmp_path / "fax.tif")
-    shutil.copyfile(tmp_path / "fax.tif", tmp_path / "copy.tif")
-
-    def no_pillow(*args, **kwargs):
-        raise AssertionError("Pillow opened a plain fax")
-
-    monkeypatch.setattr(media_fax.Image, "open", no_pillow)
-    assert media_fax.inspect_tiff(tmp_path / "copy.tif") == full
 
 
 def test_probe_fax_refuses_strip_beyond_end_of_file(tmp_path):

@@ -105,9 +105,6 @@ def _declare(lib, libc) -> None:
     lib.TIFFTileSize.argtypes = [ptr]
     lib.TIFFReadEncodedTile.restype = ssize
     lib.TIFFReadEncodedTile.argtypes = [ptr, u32, ptr, ssize]
-    lib.TIFFLastDirectory.argtypes = [ptr]
-    lib.TIFFGetField.restype = ctypes.c_int
-    lib.TIFFGetField.argtypes = [ptr, u32]  # then one pointer per value
     libc.vsnprintf.restype = ctypes.c_int
     libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ptr, ptr]
 
@@ -150,126 +147,6 @@ def check_pages(path, count: int, wanted=None) -> None:
             lib.TIFFClose(tif)
     finally:
         lib.TIFFOpenOptionsFree(options)
-
-
-class NotPlain(Exception):
-    """The file needs the full check: libtiff spoke up, or a page is unusual."""
-
-
-def read_plain_fax(path, examine, max_pages: int) -> list:
-    """Read, examine and decode each page of the plain CCITT fax TIFF at PATH.
-
-    For each page in turn, EXAMINE(number, tags) gets the page's tags as
-    Pillow would give them (tag number to int, float or tuple) and returns
-    what the page is, or raises; then the page's strips are decoded. Returns
-    EXAMINE's answers. Raises NotPlain for everything but a plain bilevel
-    CCITT page with whole-number resolutions read without a warning (tiles,
-    several samples, more than MAX_PAGES pages, ...); DecodeFailure when a
-    strip does not decode; and whatever EXAMINE raises.
-    """
-    lib, libc = _library()
-    messages: collections.deque[str] = collections.deque(maxlen=MAX_MESSAGES)
-    name = os.fsencode(path)
-
-    def record(_tif, _data, module, fmt, args) -> int:
-        module = None if module == name else module
-        messages.append(_format(libc, module, fmt, args, name))
-        return 1
-
-    handler = _HANDLER(record)
-    options = lib.TIFFOpenOptionsAlloc()
-    try:
-        lib.TIFFOpenOptionsSetErrorHandlerExtR(options, handler, None)
-        lib.TIFFOpenOptionsSetWarningHandlerExtR(options, handler, None)
-        lib.TIFFOpenOptionsSetMaxSingleMemAlloc(options, MAX_STRIP_BYTES)
-        tif = lib.TIFFOpenExt(name, b"rm", options)
-        if not tif:
-            raise NotPlain("libtiff cannot open it")
-        try:
-            return _read_plain_pages(lib, tif, examine, max_pages, messages)
-        finally:
-            lib.TIFFClose(tif)
-    finally:
-        lib.TIFFOpenOptionsFree(options)
-
-
-# The tags a fax page is judged by, with the C type TIFFGetField fills in.
-_PAGE_FIELDS = (
-    (256, ctypes.c_uint32),  # ImageWidth
-    (257, ctypes.c_uint32),  # ImageLength
-    (259, ctypes.c_uint16),  # Compression
-    (262, ctypes.c_uint16),  # PhotometricInterpretation
-    (266, ctypes.c_uint16),  # FillOrder
-    (274, ctypes.c_uint16),  # Orientation
-    (282, ctypes.c_float),  # XResolution
-    (283, ctypes.c_float),  # YResolution
-    (292, ctypes.c_uint32),  # T4Options
-    (296, ctypes.c_uint16),  # ResolutionUnit
-)
-# Tags that must be absent or hold the value a bilevel page has.
-_PLAIN_VALUES = (
-    (258, 1),  # BitsPerSample
-    (277, 1),  # SamplesPerPixel
-    (284, 1),  # PlanarConfiguration: contiguous
-    (339, 1),  # SampleFormat: unsigned integer
-)
-_CCITT = (2, 3, 4)
-
-
-def _read_plain_pages(lib, tif, examine, max_pages: int, messages) -> list:
-    found = []
-    buffer = None
-    while True:
-        if messages:
-            raise NotPlain(messages[-1])
-        number = len(found) + 1
-        if number > max_pages:
-            raise NotPlain(f"more than {max_pages} pages")
-        tags = _plain_tags(lib, tif)
-        found.append(examine(number, tags))
-        size = lib.TIFFStripSize(tif)
-        if size <= 0 or size > MAX_STRIP_BYTES:
-            raise NotPlain(f"a strip of {size} bytes")
-        if buffer is None or len(buffer) < size:
-            buffer = ctypes.create_string_buffer(size)
-        for strip in range(lib.TIFFNumberOfStrips(tif)):
-            if lib.TIFFReadEncodedStrip(tif, strip, buffer, size) < 0:
-                raise DecodeFailure(number, _last(messages))
-        messages.clear()  # libtiff warns of bad code words; the old check did too
-        if lib.TIFFLastDirectory(tif):
-            return found
-        if not lib.TIFFReadDirectory(tif):
-            raise NotPlain(_last(messages))
-
-
-def _plain_tags(lib, tif) -> dict:
-    """Return the page's tags as Pillow reads them, or raise NotPlain."""
-    if lib.TIFFIsTiled(tif):
-        raise NotPlain("tiled")
-    tags = {}
-    for tag, ctype in _PAGE_FIELDS:
-        value = ctype()
-        if lib.TIFFGetField(tif, tag, ctypes.byref(value)):
-            tags[tag] = value.value
-    for tag, plain in _PLAIN_VALUES:
-        value = ctypes.c_uint16()
-        if lib.TIFFGetField(tif, tag, ctypes.byref(value)) and value.value != plain:
-            raise NotPlain(f"tag {tag} is {value.value}")
-    if tags.get(259) not in _CCITT or tags.get(262) not in (0, 1):
-        raise NotPlain("not a bilevel CCITT page")
-    for tag in (282, 283):
-        if tag in tags:
-            if not float(tags[tag]).is_integer():
-                raise NotPlain("a fractional resolution")  # float vs rational
-            tags[tag] = int(tags[tag])
-    count = lib.TIFFNumberOfStrips(tif)
-    for tag in (273, 279):  # StripOffsets, StripByteCounts: uint64 arrays
-        array = ctypes.POINTER(ctypes.c_uint64)()
-        if not lib.TIFFGetField(tif, tag, ctypes.byref(array)) or not array:
-            raise NotPlain(f"no tag {tag}")
-        tags[tag] = tuple(array[:count])
-    tags[258] = (1,)
-    return tags
 
 
 def _check_directories(lib, tif, wanted, count: int, messages) -> None:
