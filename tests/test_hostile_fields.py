@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 import pytest
 from conftest import reopen, use_mailserver
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_gateway import FAX, gateway_app, outbound  # noqa: F401
 
@@ -212,6 +212,8 @@ def wire_with(policy_used, app, row) -> bytes:
     kind=st.sampled_from(["fax", "voice", "sms"]),
     text=SMS_TEXT,
 )
+@example(name="x =?utf-8?q?a?= =?utf-8?q?b?= y", kind="sms", text="t")
+@example(name="a" * 60 + " =?utf-8?q?=0d=0aX=3a_y?=", kind="fax", text="t")
 def test_plain_headers_kept_as_text_write_the_same_bytes(
     mail_app, samples, name, kind, text
 ):
@@ -221,6 +223,92 @@ def test_plain_headers_kept_as_text_write_the_same_bytes(
     ours = wire_with(helpers.MAIL_POLICY, mail_app, row)
     assert b"BOUNDARY" in ours or kind == "sms"
     assert wire_with(stock, mail_app, row) == ours
+
+
+# Values for each header: the email package's normal form and near misses.
+HEADER_VALUES = {
+    "Date": [
+        "Fri, 04 Dec 2026 14:43:08 +0000",
+        "Fri, 04 Dec 2026 14:43:08 -0000",
+        "Fri, 4 Dec 2026 14:43:08 +0000",
+        "Mon, 04 Dec 2026 14:43:08 +0000",
+        "Fri, 04 Dec 2026 14:43:08 GMT",
+        "04 Dec 2026 14:43:08 +0000",
+        "Fri, 04 Dec 2026 14:43 +0000",
+        "not a date",
+    ],
+    "Message-ID": [
+        "<ums.1.msg2@example.test>",
+        "ums.1@example.test",
+        "<a@b> x",
+        "<a b>",
+    ],
+    "MIME-Version": ["1.0", "1.1", "1.0 (x)"],
+    "Content-Transfer-Encoding": ["base64", "BASE64", "7bit", "x-uue"],
+    "Content-Type": [
+        'text/plain; charset="utf-8"',
+        "text/plain; charset=utf-8",
+        'Text/Plain; charset="utf-8"',
+        'text/plain;charset="utf-8"',
+        'multipart/mixed; boundary="===============123=="',
+        'application/pdf; name="a b.pdf"',
+        'text/plain; charset="a\\"b"',
+        "text/plain",
+        "text",
+    ],
+    "Content-Disposition": [
+        'attachment; filename="fax-20261204-141500-4930555010.pdf"',
+        "attachment; filename=a.pdf",
+        'Attachment; filename="a.pdf"',
+        "inline",
+        'attachment; filename*="x"',
+    ],
+    "Subject": ["Fax from 030 555010", " leading", "two  spaces", "=?utf-8?q?x?="],
+    "X-UMS-Message": ["12", ""],
+    "To": ["Alice <alice@example.test>", "Bob <bob@example.test"],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name, values in HEADER_VALUES.items() for value in values],
+)
+def test_a_header_kept_as_text_is_written_as_the_email_package_writes_it(name, value):
+    stock = policy.default.clone(header_factory=helpers._HeaderClasses())
+
+    def first_line(used) -> bytes:
+        mail = EmailMessage(policy=used)
+        mail[name] = value
+        return mail.as_bytes(policy=policy.SMTP).split(b"\r\n\r\n")[0]
+
+    kept = helpers.MAIL_POLICY.header_store_parse(name, value)[1]
+    if isinstance(kept, str):
+        assert first_line(helpers.MAIL_POLICY) == first_line(stock)
+    if value == HEADER_VALUES[name][0]:
+        assert isinstance(kept, str)  # the normal form is kept
+
+
+@pytest.mark.parametrize("kind", ["fax", "sms"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Müller =?utf-8?q?=0d=0aBcc=3a_evil=40x.test?=",
+        "Fax =?utf-8?q?=0d=0aReply-To=3a_evil=40x.test?=",
+        "a" * 60 + " =?utf-8?q?=0d=0aReply-To=3a_evil=40x.test?=",
+        "=?utf-8?b?DQpCY2M6IGV2aWxAeC50ZXN0?=",
+        "==?utf-8?q?=0d=0aBcc=3a_e?=?=",
+    ],
+)
+def test_encoded_words_in_a_caller_name_add_no_header(mail_app, samples, kind, name):
+    row, _, parsed, wire = compose(mail_app, kind, samples, name=name, text="hi")
+    assert_no_injection(parsed, wire)
+    assert b"evil" not in b"".join(
+        line
+        for line in wire.split(b"\r\n\r\n")[0].split(b"\r\n")
+        if b":" in line[:20] and not line.startswith((b"From:", b"Subject:"))
+    )
+    assert "= ?utf-8" in str(parsed["Subject"])
+    assert parsed.get_all("Bcc") is None and parsed.get_all("Reply-To") is None
 
 
 BAD_NAMES = ["../../config.toml", "a\x00b.tif", "/etc/hostname", "..", ".hidden.tif"]

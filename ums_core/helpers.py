@@ -7,6 +7,7 @@ import re
 import unicodedata
 from email import headerregistry, policy
 from email.message import EmailMessage
+from email.utils import format_datetime, parsedate_to_datetime
 
 __all__ = [
     "ascii_file_name",
@@ -88,9 +89,17 @@ def withheld_label(language: str) -> str:
 
 
 def header_text(text: str, limit: int = 200) -> str:
-    """Return TEXT safe for a header: one line, no control characters."""
+    """Return TEXT safe for a header: one line, no control characters.
+
+    "=?" becomes "= ?": the email package decodes RFC 2047 encoded words in
+    the values it is given, and an encoded word can carry CR LF (a caller
+    name "=?utf-8?q?=0D=0ABcc:...?=" would add a header line).
+    """
     chars = [" " if unicodedata.category(c)[0] == "C" else c for c in text or ""]
-    return " ".join("".join(chars).split())[:limit]
+    line = " ".join("".join(chars).split())[:limit]
+    while "=?" in line:
+        line = line.replace("=?", "= ?")
+    return line
 
 
 def caller_label(message, ctx, language: str) -> str:
@@ -201,8 +210,31 @@ class _HeaderClasses(headerregistry.HeaderRegistry):
         return made
 
 
-# Printable ASCII only: no line break, nothing to encode.
-_PLAIN_VALUE = re.compile(r"[\x20-\x7e]*")
+# Printable ASCII, not empty, no encoded word: nothing to encode or decode.
+_PLAIN_VALUE = re.compile(r"(?!.*=\?)[\x20-\x7e]+")
+# Structured values already in the form the email package writes them in.
+_QUOTED_PARAMS = r'(; [a-z0-9-]+="[\x20\x21\x23-\x5b\x5d-\x7e]*")*'
+_NORMAL_FORMS = {
+    "message-id": re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>"),
+    "mime-version": re.compile(r"1\.0"),
+    "content-transfer-encoding": re.compile(r"7bit|8bit|base64|quoted-printable"),
+    "content-type": re.compile(r"[a-z0-9.+-]+/[a-z0-9.+-]+" + _QUOTED_PARAMS),
+    "content-disposition": re.compile(r"(inline|attachment)" + _QUOTED_PARAMS),
+}
+
+
+def _in_normal_form(name: str, value: str) -> bool:
+    """Return whether the email package would write VALUE of NAME unchanged."""
+    key = name.lower()
+    if key == "date":
+        try:
+            return format_datetime(parsedate_to_datetime(value)) == value
+        except (TypeError, ValueError, IndexError):
+            return False
+    form = _NORMAL_FORMS.get(key)
+    if form is not None:
+        return form.fullmatch(value) is not None
+    return False
 
 
 class _MailPolicy(policy.EmailPolicy):
@@ -210,25 +242,34 @@ class _MailPolicy(policy.EmailPolicy):
 
     The email package turns each value set into a parse tree and, when the
     e-mail is written, folds that tree back into text: a dozen or more
-    headers per e-mail, about half the time of composing one. A value of
-    printable ASCII that fits on a line comes out of both steps unchanged, so
-    it is kept as text, the way a parsed e-mail keeps its headers: it is
-    parsed when read and written as it is. Every other value (non-ASCII,
-    long) takes the usual way.
+    headers per e-mail, about half the time of composing one. Two kinds of
+    value come out of both steps unchanged, so they are kept as text, the
+    way a parsed e-mail keeps its headers (parsed when read, written as they
+    are): an Address, the text of an unstructured header (Subject, X-...),
+    and a date, message id or MIME header already in the form the package
+    writes it in; each only when it is printable ASCII without an encoded
+    word and fits on a line. Every other value takes the usual way.
     """
 
     def header_store_parse(self, name, value):
         if isinstance(value, headerregistry.Address):
             text = str(value)
-            if text.isascii():
-                value = text
-        if (
+            if self._plain(name, text):
+                return (name, text)
+        elif (
             type(value) is str
-            and len(name) + len(value) + 2 <= self.max_line_length
-            and _PLAIN_VALUE.fullmatch(value)
+            and self._plain(name, value)
+            and (
+                issubclass(self.header_factory[name], headerregistry.UnstructuredHeader)
+                or _in_normal_form(name, value)
+            )
         ):
             return (name, value)
         return super().header_store_parse(name, value)
+
+    def _plain(self, name: str, text: str) -> bool:
+        fits = len(name) + len(text) + 2 <= self.max_line_length
+        return fits and _PLAIN_VALUE.fullmatch(text) is not None
 
 
 MAIL_POLICY = _MailPolicy(header_factory=_HeaderClasses())
