@@ -213,13 +213,13 @@ class _HeaderClasses(headerregistry.HeaderRegistry):
 # Printable ASCII, not empty, no encoded word: nothing to encode or decode.
 _PLAIN_VALUE = re.compile(r"(?!.*=\?)[\x20-\x7e]+")
 # Structured values already in the form the email package writes them in.
-_QUOTED_PARAMS = r'(; [a-z0-9-]+="[\x20\x21\x23-\x5b\x5d-\x7e]*")*'
+# (Content-Type and Content-Disposition are not among them: the package reads
+# them again and again while it builds and writes a mail, and a value kept as
+# text would be parsed at every read.)
 _NORMAL_FORMS = {
     "message-id": re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>"),
     "mime-version": re.compile(r"1\.0"),
     "content-transfer-encoding": re.compile(r"7bit|8bit|base64|quoted-printable"),
-    "content-type": re.compile(r"[a-z0-9.+-]+/[a-z0-9.+-]+" + _QUOTED_PARAMS),
-    "content-disposition": re.compile(r"(inline|attachment)" + _QUOTED_PARAMS),
 }
 
 
@@ -246,9 +246,10 @@ class _MailPolicy(policy.EmailPolicy):
     value come out of both steps unchanged, so they are kept as text, the
     way a parsed e-mail keeps its headers (parsed when read, written as they
     are): an Address, the text of an unstructured header (Subject, X-...),
-    and a date, message id or MIME header already in the form the package
-    writes it in; each only when it is printable ASCII without an encoded
-    word and fits on a line. Every other value takes the usual way.
+    and a date, message id, MIME-Version or Content-Transfer-Encoding already
+    in the form the package writes it in; each only when it is printable
+    ASCII without an encoded word and fits on a line. Every other value takes
+    the usual way.
     """
 
     def header_store_parse(self, name, value):
