@@ -9,6 +9,7 @@ import re
 import smtplib
 import string
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 
 import pytest
@@ -242,6 +243,10 @@ HEADER_VALUES = {
         "ums.1@example.test",
         "<a@b> x",
         "<a b>",
+        '<a"b@c>',
+        "<a,b@c>",
+        "<a@b@c>",
+        "<a..b@c>",
     ],
     "MIME-Version": ["1.0", "1.1", "1.0 (x)"],
     "Content-Transfer-Encoding": ["base64", "BASE64", "7bit", "x-uue"],
@@ -310,6 +315,73 @@ def test_encoded_words_in_a_caller_name_add_no_header(mail_app, samples, kind, n
     )
     assert "= ?utf-8" in str(parsed["Subject"])
     assert parsed.get_all("Bcc") is None and parsed.get_all("Reply-To") is None
+
+
+LIST_NAME = "Evil <evil@attacker.test>, " + "x" * 60
+
+
+def test_a_long_name_with_address_syntax_stays_one_address(mail_app, samples):
+    """Python's folding of a long display name can lose its quotes: ums's own
+    names carry no address syntax, so the From and To still name one address."""
+    db.User.update(name=LIST_NAME).where(
+        db.User.email == "alice@example.test"
+    ).execute()
+    for kind in ("fax", "sms"):
+        _, _, parsed, wire = compose(mail_app, kind, samples, name=LIST_NAME, text="t")
+        assert [a.addr_spec for a in parsed["From"].addresses] == [
+            "+4930555010@" + ("fax" if kind == "fax" else "sms") + ".example.test"
+        ]
+        assert [a.addr_spec for a in parsed["To"].addresses] == ["alice@example.test"]
+        assert b"attacker" in wire  # the name is kept, without its brackets
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "=?utf-8?q?=0D=0ABcc:_evil@attacker.test?=",
+        "=?utf-8?b?DQpCY2M6IGV2aWxAeC50ZXN0?=",
+        "Grüße =?utf-8?q?=0D=0AX-Evil:_1?=",
+    ],
+)
+@pytest.mark.parametrize("name", ["Subject", "X-Caller", "Comments"])
+def test_a_header_a_plugin_sets_cannot_decode_to_a_line_break(name, value):
+    mail = helpers.new_mail()
+    with pytest.raises(ValueError, match="line break"):
+        mail[name] = value
+    assert name not in mail
+
+
+def test_an_attachment_name_cannot_carry_a_line_break():
+    mail = helpers.new_mail()
+    mail["To"] = "alice@example.test"
+    mail.set_content("x")
+    helpers.attach_file(
+        mail, b"%PDF", "application", "pdf", "=?utf-8?q?=0D=0ABcc:_evil@x.test?=.pdf"
+    )
+    wire = b"".join(iter_wire(serialize_mail(mail)))
+    assert b"\r\nBcc:" not in wire and b"\nBcc:" not in wire
+    [part] = list(
+        email.message_from_bytes(wire, policy=policy.default).iter_attachments()
+    )
+    assert "Bcc" in part.get_filename() and "\n" not in part.get_filename()
+
+
+@pytest.mark.parametrize(
+    ("name", "address"),
+    [
+        ("To", Address("Bob", username="bob", domain="example.test>, <evil@x.test")),
+        ("To", Address("Bob", username="b ob", domain="example.test")),
+        ("Subject", Address("Bob", addr_spec="bob@example.test")),
+    ],
+)
+def test_an_odd_address_object_takes_the_stock_way(name, address):
+    kept = helpers.MAIL_POLICY.header_store_parse
+    assert type(kept("To", Address("Bob", addr_spec="bob@example.test"))[1]) is str
+    try:
+        stored = kept(name, address)[1]
+    except (TypeError, AttributeError, ValueError):
+        return  # what the stock policy does with it
+    assert type(stored) is not str
 
 
 BAD_NAMES = ["../../config.toml", "a\x00b.tif", "/etc/hostname", "..", ".hidden.tif"]

@@ -102,6 +102,16 @@ def header_text(text: str, limit: int = 200) -> str:
     return line
 
 
+# What would make a display name several addresses if the quotes around it
+# were lost (Python's folding of long names has lost them).
+_ADDRESS_SPECIALS = str.maketrans({c: " " for c in '"<>,;:@\\[]'})
+
+
+def display_name(text: str, limit: int = 200) -> str:
+    """Return TEXT as the name of an address: header_text without address syntax."""
+    return " ".join(header_text(text, limit).translate(_ADDRESS_SPECIALS).split())
+
+
 def caller_label(message, ctx, language: str) -> str:
     """Return who sent MESSAGE: name and number, the number, or the label."""
     name = header_text(message.sender_name)
@@ -216,8 +226,10 @@ _PLAIN_VALUE = re.compile(r"(?!.*=\?)[\x20-\x7e]+")
 # (Content-Type and Content-Disposition are not among them: the package reads
 # them again and again while it builds and writes a mail, and a value kept as
 # text would be parsed at every read.)
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = re.compile(rf"{_ATEXT}(\.{_ATEXT})*")
 _NORMAL_FORMS = {
-    "message-id": re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>"),
+    "message-id": re.compile(rf"<{_DOT_ATOM.pattern}@{_DOT_ATOM.pattern}>"),
     "mime-version": re.compile(r"1\.0"),
     "content-transfer-encoding": re.compile(r"7bit|8bit|base64|quoted-printable"),
 }
@@ -255,7 +267,12 @@ class _MailPolicy(policy.EmailPolicy):
     def header_store_parse(self, name, value):
         if isinstance(value, headerregistry.Address):
             text = str(value)
-            if self._plain(name, text):
+            if (
+                issubclass(self.header_factory[name], headerregistry.AddressHeader)
+                and _DOT_ATOM.fullmatch(value.username)
+                and _DOT_ATOM.fullmatch(value.domain)
+                and self._plain(name, text)
+            ):
                 return (name, text)
         elif (
             type(value) is str
@@ -266,7 +283,12 @@ class _MailPolicy(policy.EmailPolicy):
             )
         ):
             return (name, value)
-        return super().header_store_parse(name, value)
+        stored = super().header_store_parse(name, value)
+        if "\r" in stored[1] or "\n" in stored[1]:
+            # An RFC 2047 word in VALUE decoded to a line break: written out, it
+            # would start a header line of its own.
+            raise ValueError(f"the {name} header would carry a line break: {value!r}")
+        return stored
 
     def _plain(self, name: str, text: str) -> bool:
         fits = len(name) + len(text) + 2 <= self.max_line_length

@@ -13,6 +13,7 @@ from ums_core.helpers import (
     ascii_file_name,
     attach_file,
     caller_label,
+    display_name,
     fax_pdf_data,
     fax_to_tiff,
     header_text,
@@ -37,7 +38,7 @@ def compose_message_mail(message, ctx) -> EmailMessage:
     mail = new_mail()
     mail["From"] = _from_address(message, ctx, values["caller"], contact_name)
     mail["To"] = Address(
-        display_name=header_text(message.recipient_name), addr_spec=message.recipient
+        display_name=display_name(message.recipient_name), addr_spec=message.recipient
     )
     subject = env.get_template(f"subject.{language}.txt").render(values)
     mail["Subject"] = header_text(subject, 250)
@@ -93,11 +94,11 @@ def _duration_text(seconds: float | None) -> str:
 def _from_address(message, ctx, caller: str, contact_name: str) -> Address:
     domain = ctx.mail_domain(message.kind)
     if message.sender and domain:
-        name = contact_name or header_text(message.sender_name)
+        name = display_name(contact_name) or display_name(message.sender_name)
         name = name or ctx.format_number(message.sender)
         return Address(display_name=name, username=message.sender, domain=domain)
     sender = ctx.system_sender(required=False)
-    return Address(display_name=header_text(caller), addr_spec=sender.addr_spec)
+    return Address(display_name=display_name(caller), addr_spec=sender.addr_spec)
 
 
 def _attach_content(mail: EmailMessage, message, ctx, values) -> None:
