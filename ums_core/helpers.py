@@ -89,16 +89,23 @@ def withheld_label(language: str) -> str:
 
 
 def header_text(text: str, limit: int = 200) -> str:
-    """Return TEXT safe for a header: one line, no control characters.
-
-    "=?" becomes "= ?": the email package decodes RFC 2047 encoded words in
-    the values it is given, and an encoded word can carry CR LF (a caller
-    name "=?utf-8?q?=0D=0ABcc:...?=" would add a header line).
-    """
+    """Return TEXT safe for a header: one line, no control characters."""
     chars = [" " if unicodedata.category(c)[0] == "C" else c for c in text or ""]
-    line = " ".join("".join(chars).split())[:limit]
+    return " ".join("".join(chars).split())[:limit]
+
+
+def mail_text(text: str, limit: int = 200) -> str:
+    """Return TEXT for a header of an e-mail: header_text, and no encoded word.
+
+    "=?" loses its "=": the email package decodes RFC 2047 encoded words in
+    the values it is given, and an encoded word can carry CR LF (a caller
+    name "=?utf-8?q?=0D=0ABcc:...?=" would add a header line). A space
+    between them would not do: folding may put "=" and "?" into two encoded
+    words, and the space between those is dropped when they are decoded.
+    """
+    line = header_text(text, limit)
     while "=?" in line:
-        line = line.replace("=?", "= ?")
+        line = line.replace("=?", "?")
     return line
 
 
@@ -109,7 +116,7 @@ _ADDRESS_SPECIALS = str.maketrans({c: " " for c in '"<>,;:@\\[]'})
 
 def display_name(text: str, limit: int = 200) -> str:
     """Return TEXT as the name of an address: header_text without address syntax."""
-    return " ".join(header_text(text, limit).translate(_ADDRESS_SPECIALS).split())
+    return " ".join(mail_text(text, limit).translate(_ADDRESS_SPECIALS).split())
 
 
 def caller_label(message, ctx, language: str) -> str:

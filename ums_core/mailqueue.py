@@ -42,13 +42,13 @@ def attach_streamed(mail: EmailMessage, source, maintype, subtype, filename) -> 
         source = os.fspath(source)
         if not os.path.isfile(source):
             raise UmsError(f"cannot attach {source}: no such file")
-    from .helpers import header_text
+    from .helpers import mail_text
 
     mail.add_attachment(
         b"",
         maintype=maintype,
         subtype=subtype,
-        filename=header_text(filename),  # no line break, no encoded word
+        filename=mail_text(filename),  # no line break, no encoded word
         cte="base64",
     )
     part = mail.get_payload()[-1]

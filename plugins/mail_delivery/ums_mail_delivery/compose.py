@@ -17,6 +17,7 @@ from ums_core.helpers import (
     fax_pdf_data,
     fax_to_tiff,
     header_text,
+    mail_text,
     new_mail,
     set_text_body,
     template_environment,
@@ -41,7 +42,7 @@ def compose_message_mail(message, ctx) -> EmailMessage:
         display_name=display_name(message.recipient_name), addr_spec=message.recipient
     )
     subject = env.get_template(f"subject.{language}.txt").render(values)
-    mail["Subject"] = header_text(subject, 250)
+    mail["Subject"] = mail_text(subject, 250)
     mail["Date"] = format_datetime(message.received_at)
     mail["Message-ID"] = ctx.message_id_for(message)
     mail["Message-Context"] = CONTEXT[message.kind]

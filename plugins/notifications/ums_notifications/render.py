@@ -6,7 +6,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from ums_core.helpers import header_text, new_mail, set_text_body, template_environment
+from ums_core.helpers import mail_text, new_mail, set_text_body, template_environment
 
 LANGUAGES = ("en", "de")
 
@@ -22,7 +22,7 @@ def render_notice(ctx, name: str, language: str, to: str, values: dict) -> Email
     )
     mail["To"] = Address(addr_spec=to)
     subject = env.get_template(f"{name}-subject.{language}.txt").render(values)
-    mail["Subject"] = header_text(subject, 250)
+    mail["Subject"] = mail_text(subject, 250)
     mail["Date"] = format_datetime(values["now"])
     mail["Message-ID"] = values.get("message_id") or make_msgid(domain=sender.domain)
     mail["Auto-Submitted"] = "auto-generated"
