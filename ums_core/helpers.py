@@ -115,7 +115,7 @@ _ADDRESS_SPECIALS = str.maketrans({c: " " for c in '"<>,;:@\\[]'})
 
 
 def display_name(text: str, limit: int = 200) -> str:
-    """Return TEXT as the name of an address: header_text without address syntax."""
+    """Return TEXT as the name of an address: mail_text without address syntax."""
     return " ".join(mail_text(text, limit).translate(_ADDRESS_SPECIALS).split())
 
 
@@ -261,14 +261,15 @@ class _MailPolicy(policy.EmailPolicy):
 
     The email package turns each value set into a parse tree and, when the
     e-mail is written, folds that tree back into text: a dozen or more
-    headers per e-mail, about half the time of composing one. Two kinds of
-    value come out of both steps unchanged, so they are kept as text, the
-    way a parsed e-mail keeps its headers (parsed when read, written as they
-    are): an Address, the text of an unstructured header (Subject, X-...),
-    and a date, message id, MIME-Version or Content-Transfer-Encoding already
-    in the form the package writes it in; each only when it is printable
-    ASCII without an encoded word and fits on a line. Every other value takes
-    the usual way.
+    headers per e-mail, about half the time of composing one. Some values
+    come out of both steps unchanged, so they are kept as text, the way a
+    parsed e-mail keeps its headers (parsed when read, written as they are):
+    a well-formed Address on an address header, the text of an unstructured
+    header (Subject, X-...), and a date, message id, MIME-Version or
+    Content-Transfer-Encoding already in the form the package writes it in;
+    each only when it is printable ASCII without an encoded word and fits on
+    a line. Every other value takes the usual way, and one that decodes to a
+    line break is refused.
     """
 
     def header_store_parse(self, name, value):

@@ -14,6 +14,7 @@ import attrs
 
 from . import content, db
 from .errors import UmsError
+from .helpers import mail_text
 from .queue import MAIL_QUEUED
 from .statements import Statement, insert_row
 
@@ -42,8 +43,6 @@ def attach_streamed(mail: EmailMessage, source, maintype, subtype, filename) -> 
         source = os.fspath(source)
         if not os.path.isfile(source):
             raise UmsError(f"cannot attach {source}: no such file")
-    from .helpers import mail_text
-
     mail.add_attachment(
         b"",
         maintype=maintype,
