@@ -169,13 +169,6 @@ def _page_query(visible, condition, before, after, size):
 
 def _plain_statement(default: bool, way: str) -> Statement:
     """Return the unfiltered page query of a default recipient or not, one WAY."""
-    if not way:
-        return Statement(
-            ("str", "int"),
-            lambda email, size: _page_query(
-                visible_to(email, default), None, None, None, size
-            ),
-        )
     return Statement(
         ("str", "int", "int"),
         lambda email, boundary, size: _page_query(
@@ -188,12 +181,14 @@ def _plain_statement(default: bool, way: str) -> Statement:
     )
 
 
-# The unfiltered list, compiled once: (default recipient, "before"/"after"/"").
+# The unfiltered list, compiled once: (default recipient, "before"/"after").
+# The first page is the one before the largest id there can be.
 _PLAIN_PAGES = {
     (default, way): _plain_statement(default, way)
     for default in (False, True)
-    for way in ("before", "after", "")
+    for way in ("before", "after")
 }
+_ANY_ID = 2**63 - 1
 _CONVERT = tuple(
     (column.name, column.python_value)
     for column in LIST_COLUMNS
@@ -205,10 +200,9 @@ _NAMES = tuple(column.name for column in LIST_COLUMNS)
 def _plain_rows(email, default, before, after, size) -> list[dict]:
     if after is not None:
         found = _PLAIN_PAGES[default, "after"].rows(email, after, size)
-    elif before is not None:
-        found = _PLAIN_PAGES[default, "before"].rows(email, before, size)
     else:
-        found = _PLAIN_PAGES[default, ""].rows(email, size)
+        boundary = _ANY_ID if before is None else before
+        found = _PLAIN_PAGES[default, "before"].rows(email, boundary, size)
     rows = [dict(zip(_NAMES, values, strict=True)) for values in found]
     for row in rows:
         for name, convert in _CONVERT:
