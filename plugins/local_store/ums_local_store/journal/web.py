@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import flask
+import peewee as pw
 from werkzeug.exceptions import HTTPException
 
 from ums_core import db, users
@@ -41,7 +42,7 @@ FILE_CSP = "default-src 'none'; frame-ancestors 'self'"
 
 def create_journal(ctx: PluginContext) -> flask.Flask:
     """Return the journal's WSGI application for the instance of CTX."""
-    web = flask.Flask(__name__, static_folder="static", template_folder="templates")
+    web = _Journal(__name__, static_folder="static", template_folder="templates")
     web.config.update(MAX_CONTENT_LENGTH=64 * 1024, TEMPLATES_AUTO_RELOAD=False)
     web.extensions["ums"] = ctx
     auth.create_tables()
@@ -55,6 +56,31 @@ def create_journal(ctx: PluginContext) -> flask.Flask:
 
 
 # Request life -----------------------------------------------------------------
+
+_IDEMPOTENT = ("GET", "HEAD")
+
+
+class _Journal(flask.Flask):
+    """The journal's Flask app: a page read over a dropped connection is read again.
+
+    Request threads keep their database connection. When PostgreSQL restarts,
+    each kept connection fails once; a GET or HEAD that failed on one is run
+    again on a new connection instead of answering 500. Nothing else is retried.
+    """
+
+    def full_dispatch_request(self):
+        kept = not db.database.is_closed()
+        try:
+            return super().full_dispatch_request()
+        except (pw.InterfaceError, pw.OperationalError) as exc:
+            if not (
+                kept and db.is_postgresql() and flask.request.method in _IDEMPOTENT
+            ):
+                raise
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            log.warning("journal: database connection lost (%s), reading again", reason)
+            db.reset_connection()
+            return super().full_dispatch_request()
 
 
 def _ums() -> PluginContext:
