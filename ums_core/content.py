@@ -35,6 +35,28 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def make_folders(path: str) -> None:
+    """Create folder PATH and the parents it lacks, each one durably.
+
+    A new folder is an entry in its parent, so the parent is fsynced after
+    each one made. Without that a power failure may lose a new day's folder
+    with every fsynced file in it (ext4 and XFS commit the mkdir with the
+    file's fsync; other file systems need not).
+    """
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        make_folders(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        # Made by another thread, which may not have synced the parent yet.
+        if not os.path.isdir(path):
+            raise
+    fsync_dir(parent or os.curdir)
+
+
 def new_name(area: str, extension: str, now: dt.datetime | None = None) -> str:
     """Return a fresh relative name such as content/2026/12/04/ab12….tif."""
     now = now or dt.datetime.now(dt.UTC)
@@ -78,11 +100,11 @@ def _write_stream(home: str, name: str, stream, sync_folder=True) -> StoredFile:
 def _write_chunks(home: str, name: str, chunks, sync_folder=True) -> StoredFile:
     final = os.path.join(home, name)
     folder = os.path.dirname(final)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
     tmp = final + ".part"
     digest = hashlib.sha256()
     size = 0
     try:
+        make_folders(folder)
         with open(tmp, "xb") as out:
             for chunk in chunks:
                 digest.update(chunk)

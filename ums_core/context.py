@@ -9,6 +9,7 @@ import zoneinfo
 from email.headerregistry import Address
 from email.utils import parseaddr
 
+from . import content
 from .errors import UmsError
 from .numbers import format_number
 
@@ -47,7 +48,7 @@ class PluginContext:
         It lies in the content folder, so every node sees the same data.
         """
         path = os.path.join(self._app.content_root, "plugins", name)
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        content.make_folders(path)
         return path
 
     def template_folder(self) -> str:

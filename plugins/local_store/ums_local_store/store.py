@@ -13,6 +13,7 @@ import shutil
 
 import attrs
 
+from ums_core import content
 from ums_core.model import StoreResult
 
 PLUGIN = "local_store"
@@ -22,7 +23,7 @@ def store_message(message, ctx) -> StoreResult:
     """Write MESSAGE into the archive durably; return where it is."""
     relative = os.path.join(message.received_at.strftime("%Y/%m"), str(message.id))
     folder = os.path.join(ctx.plugin_folder(PLUGIN), relative)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    content.make_folders(folder)
     if message.content_path:
         _link_or_copy(message.content_path, folder)
     record = attrs.asdict(message)
@@ -56,8 +57,4 @@ def _write_json(path: str, record: dict) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    fd = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    content.fsync_dir(os.path.dirname(path))
