@@ -72,6 +72,20 @@ def _median_ms(function, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
+def _prerendered_client(page: str):
+    """Return a test client of a bare Flask app that answers with PAGE as it is.
+
+    The floor of any Flask page: no session, no query, no template.
+    """
+    import flask
+
+    web = flask.Flask("floor")
+    web.add_url_rule("/", "page", lambda: page)
+    client = web.test_client()
+    client.get("/")
+    return lambda: client.get("/")
+
+
 def measure(home: str, emails: list[str], repeat: int = 5) -> dict[str, float]:
     """Return median milliseconds of the pages and of their raw queries."""
     from ums_local_store.journal.web import create_journal
@@ -115,6 +129,7 @@ def measure(home: str, emails: list[str], repeat: int = 5) -> dict[str, float]:
         "filtered_page_ms": _median_ms(
             lambda: client.get("/messages?kind=fax&unread=1"), repeat
         ),
+        "flask_floor_ms": _median_ms(_prerendered_client(first.text), repeat),
     }
     conn.close()
     app.close()
