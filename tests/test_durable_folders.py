@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 
 import pytest
 
@@ -65,3 +67,43 @@ def test_new_content_and_archive_folders_are_synced_in_their_parents(
     assert len(made) >= 4
     for folder in made:
         assert os.path.dirname(folder) in synced, folder
+
+
+def test_a_file_where_the_day_folder_goes_is_a_clear_error(home, app, tmp_path):
+    from ums_core.errors import UmsError
+
+    day = os.path.dirname(os.path.join(home, content.new_name("content", ".tif")))
+    os.makedirs(os.path.dirname(day))
+    with open(day, "wb"):
+        pass  # a file where the folder should be
+    fax = tmp_path / "f.tif"
+    write_fax_tiff(str(fax), "blocked", pages=1)
+    incoming = IncomingMessage(kind="fax", called="+4989123456", content_path=str(fax))
+    with pytest.raises(
+        UmsError, match="cannot write content/.* is in the way: it is not a folder"
+    ):
+        receive_message(app, incoming)
+    assert db.Message.select().count() == 0
+
+
+def test_a_folder_being_made_is_not_used_before_its_parent_is_synced(
+    tmp_path, monkeypatch
+):
+    real = content.fsync_dir
+    target = tmp_path / "day"
+    synced = threading.Event()
+
+    def slow(path):
+        time.sleep(0.3)
+        real(path)
+        synced.set()
+
+    monkeypatch.setattr(content, "fsync_dir", slow)
+    maker = threading.Thread(target=content.make_folders, args=(str(target),))
+    maker.start()
+    deadline = time.monotonic() + 10
+    while not target.is_dir() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    content.make_folders(str(target))  # the folder exists: it waits for the sync
+    assert synced.is_set()
+    maker.join(10)

@@ -8,12 +8,14 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
 
 import attrs
 
 from .errors import NoSpaceError, UmsError
 
 CHUNK = 1 << 20
+_FOLDER_LOCK = threading.Lock()
 NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
@@ -43,17 +45,26 @@ def make_folders(path: str) -> None:
     with every fsynced file in it (ext4 and XFS commit the mkdir with the
     file's fsync; other file systems need not).
     """
+    # Threads making folders hold the lock until each is synced, so a folder
+    # another thread sees is synced already. (A folder another process has
+    # just made may still be seen before its parent is synced.)
+    with _FOLDER_LOCK:
+        _make_folders(path)
+
+
+def _make_folders(path: str) -> None:
     if os.path.isdir(path):
         return
     parent = os.path.dirname(path)
     if parent and parent != path:
-        make_folders(parent)
+        _make_folders(parent)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
-        # Made by another thread, which may not have synced the parent yet.
+        # Made by another process, which may not have synced the parent yet.
         if not os.path.isdir(path):
-            raise
+            message = f"{path} is in the way: it is not a folder"
+            raise NotADirectoryError(errno.ENOTDIR, message) from None
     fsync_dir(parent or os.curdir)
 
 
@@ -127,9 +138,11 @@ def _write_chunks(home: str, name: str, chunks, sync_folder=True) -> StoredFile:
 
 
 def _remove_quietly(path: str) -> None:
+    """Remove the temporary file PATH if there is one (a failed write's)."""
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except OSError:
+        # Missing, or its folder is the problem the caller reports.
         pass
 
 

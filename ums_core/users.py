@@ -199,13 +199,21 @@ def set_password(email: str, password: str) -> User:
     """Store the argon2 hash of PASSWORD for user EMAIL (never the password)."""
     from .secrets import hash_secret
 
-    hashed = hash_secret(password)
+    row = store_password_hash(email, hash_secret(password))
+    log.info("user %s got a new password", row.email)
+    return to_model(row)
+
+
+def store_password_hash(email: str, hashed: str) -> db.User:
+    """Store HASHED as the password hash of user EMAIL; return the user's row.
+
+    The caller logs the change (once its own transaction, if any, commits).
+    """
     with db.write_transaction():
         row = get_user_row(email)
         row.password_hash = hashed
         row.save()
-    log.info("user %s got a new password", row.email)
-    return to_model(row)
+    return row
 
 
 def check_password(email: str, password: str) -> User | None:

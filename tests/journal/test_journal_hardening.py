@@ -238,6 +238,7 @@ def test_parallel_guesses_stop_at_the_account_limit(live_journal):
     assert results.count(401) == auth.ACCOUNT_LIMIT
 
 
+@pytest.mark.skipif(PG_MODE, reason="PostgreSQL's are checked first (tests below)")
 def test_a_broken_connection_fails_one_request_and_is_not_used_again(client, mailbox):
     login(client)
     assert client.get("/messages").status_code == 200
@@ -254,20 +255,104 @@ def test_a_broken_connection_fails_one_request_and_is_not_used_again(client, mai
 
 
 @pytest.mark.skipif(not PG_MODE, reason="a server that drops connections")
-def test_a_page_read_over_a_dropped_connection_is_read_again(
+def test_a_connection_the_server_ended_is_replaced_before_the_request(
     client, mailbox, pg_cluster, caplog
 ):
     login(client)
     before = client.get("/messages")
     assert before.status_code == 200
-    kept = db.database.connection()
-    pid = kept.get_backend_pid()
-    pg_cluster.admin(f"SELECT pg_terminate_backend({pid})")  # as a restart does
+    token = csrf_of(client)
     client.application.testing = False
-    with caplog.at_level(logging.WARNING, logger="ums_local_store.journal.web"):
-        page = client.get("/messages")
-    assert page.status_code == 200
-    assert page.text.count('<tr class="') == before.text.count('<tr class="') >= 3
-    assert db.database.connection() is not kept
-    [line] = [r.getMessage() for r in caplog.records if "connection lost" in r.message]
-    assert "reading again" in line
+    for method in ("GET", "POST"):
+        kept = db.database.connection()
+        pg_cluster.admin(f"SELECT pg_terminate_backend({kept.get_backend_pid()})")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="ums_local_store.journal.web"):
+            if method == "GET":
+                page = client.get("/messages")
+                assert page.status_code == 200
+                rows = page.text.count('<tr class="')
+                assert rows == before.text.count('<tr class="') >= 3
+            else:  # a change, done once
+                path = f"/messages/{mailbox['fax']}/delete"
+                assert client.post(path, data={"csrf": token}).status_code == 302
+                assert client.get(f"/messages/{mailbox['fax']}").status_code == 404
+        assert db.database.connection() is not kept
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and "connection lost" in lines[0], lines
+
+
+@pytest.mark.skipif(not PG_MODE, reason="a server that drops connections")
+def test_pages_work_at_once_after_an_immediate_restart(tmp_path):
+    """pg_ctl restart -m immediate: psycopg2 says DatabaseError, not Operational."""
+    from ums_local_store.journal.web import create_journal
+
+    from tests.conftest import migrate_template
+    from tests.pgcluster import TEMPLATE, PgCluster
+    from ums_core.app import App, create_instance
+
+    cluster = PgCluster().start()
+    app = None
+    try:
+        migrate_template(cluster)
+        home = str(tmp_path / "instance")
+        config = create_instance(home, cluster.create_database("r", template=TEMPLATE))
+        config.set("journal.listen", "")
+        config.save()
+        app = App.open(home)
+        users.add_user("carol@example.test", rules=app.site_rules)
+        users.set_password("carol@example.test", "carol-secret-44")
+        client = create_journal(PluginContext(app)).test_client()
+        login(client, "carol@example.test", "carol-secret-44")
+        assert client.get("/messages").status_code == 200
+        kept = db.database.connection()
+        cluster.admin("CHECKPOINT")  # the test cluster commits without waiting
+        cluster.restart()
+        assert client.get("/messages").status_code == 200
+        assert client.get("/password").status_code == 200
+        assert db.database.connection() is not kept
+    finally:
+        if app is not None:
+            app.close()
+        cluster.stop()
+
+
+def test_head_requests_change_nothing(client, mailbox):
+    """HEAD is answered like GET, even with a form body and a valid token."""
+    login(client)
+    token = csrf_of(client)
+    fax = f"/messages/{mailbox['fax']}"
+    assert (
+        client.open(f"{fax}/delete", method="HEAD", data={"csrf": token}).status_code
+        == 200
+    )
+    assert client.get(fax).status_code == 200  # not deleted
+    current = PASSWORDS["alice@example.test"]
+    form = {"current": current, "new": "n" * 12, "repeat": "n" * 12, "csrf": token}
+    assert client.open("/password", method="HEAD", data=form).status_code == 200
+    assert users.check_password("alice@example.test", current) is not None
+    wrong = {"email": "alice@example.test", "password": "guess", "csrf": token}
+    for _ in range(auth.ACCOUNT_LIMIT + 1):
+        client.open("/login", method="HEAD", data=wrong)
+    assert login(client.application.test_client()).status_code == 302  # not throttled
+
+
+def test_a_password_change_that_fails_part_way_changes_nothing(
+    client, mailbox, monkeypatch
+):
+    other = client.application.test_client()
+    login(other)
+    login(client)
+    token = csrf_of(client, "/password")
+    current = PASSWORDS["alice@example.test"]
+
+    def broken(*args, **kwargs):
+        raise pw.OperationalError("the database went away")
+
+    monkeypatch.setattr(auth, "start_session", broken)
+    client.application.testing = False
+    data = {"current": current, "new": "n" * 12, "repeat": "n" * 12, "csrf": token}
+    assert client.post("/password", data=data).status_code == 500
+    assert users.check_password("alice@example.test", current) is not None
+    assert users.check_password("alice@example.test", "n" * 12) is None
+    assert other.get("/messages").status_code == 200  # its session was not ended

@@ -42,10 +42,11 @@ FILE_CSP = "default-src 'none'; frame-ancestors 'self'"
 
 def create_journal(ctx: PluginContext) -> flask.Flask:
     """Return the journal's WSGI application for the instance of CTX."""
-    web = _Journal(__name__, static_folder="static", template_folder="templates")
+    web = flask.Flask(__name__, static_folder="static", template_folder="templates")
     web.config.update(MAX_CONTENT_LENGTH=64 * 1024, TEMPLATES_AUTO_RELOAD=False)
     web.extensions["ums"] = ctx
     auth.create_tables()
+    web.before_request(_check_connection)
     web.before_request(_load_session)
     web.after_request(_add_headers)
     web.teardown_request(_close_connection)
@@ -57,34 +58,28 @@ def create_journal(ctx: PluginContext) -> flask.Flask:
 
 # Request life -----------------------------------------------------------------
 
-_IDEMPOTENT = ("GET", "HEAD")
-
-
-class _Journal(flask.Flask):
-    """The journal's Flask app: a page read over a dropped connection is read again.
-
-    Request threads keep their database connection. When PostgreSQL restarts,
-    each kept connection fails once; a GET or HEAD that failed on one is run
-    again on a new connection instead of answering 500. Nothing else is retried.
-    """
-
-    def full_dispatch_request(self):
-        kept = not db.database.is_closed()
-        try:
-            return super().full_dispatch_request()
-        except (pw.InterfaceError, pw.OperationalError) as exc:
-            if not (
-                kept and db.is_postgresql() and flask.request.method in _IDEMPOTENT
-            ):
-                raise
-            reason = " ".join(str(exc).split()) or type(exc).__name__
-            log.warning("journal: database connection lost (%s), reading again", reason)
-            db.reset_connection()
-            return super().full_dispatch_request()
-
 
 def _ums() -> PluginContext:
     return flask.current_app.extensions["ums"]
+
+
+def _check_connection() -> None:
+    """Drop this thread's kept PostgreSQL connection if the server has ended it.
+
+    Request threads keep their connection; after a PostgreSQL restart each
+    kept one is dead, and a request would fail on it with 500. One round trip
+    (SELECT 1) before the request finds that out before anything is done, so
+    no request, read or change, has to be run twice. SQLite needs no check.
+    """
+    database = db.database.obj
+    if database.is_closed() or not db.is_postgresql(database):
+        return
+    try:
+        database.execute_sql("SELECT 1")
+    except (pw.InterfaceError, pw.DatabaseError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        log.warning("journal: database connection lost (%s), opening a new one", reason)
+        db.reset_connection()
 
 
 def _load_session() -> None:
@@ -243,7 +238,7 @@ def login():
     import secrets
 
     t = flask.g.t
-    if flask.request.method == "GET":
+    if flask.request.method != "POST":
         if flask.g.session is not None:
             return flask.redirect(flask.url_for("message_list"))
         token = secrets.token_urlsafe(24)
@@ -316,7 +311,7 @@ def password():
     session = flask.g.session
     if session is None:
         return _login_redirect()
-    if flask.request.method == "GET":
+    if flask.request.method != "POST":
         return flask.render_template("password.html")
     _require_csrf()
     form = flask.request.form
@@ -325,9 +320,15 @@ def password():
     )
     if error:
         return flask.render_template("password.html", error=error), 400
-    users.set_password(session.email, form["new"])
-    ended = auth.end_sessions_of(session.email)
-    fresh = auth.start_session(db.User.get(db.User.email == session.email), _client())
+    from ums_core.secrets import hash_secret
+
+    hashed = hash_secret(form["new"])
+    # One transaction: a failure part way leaves the old password and sessions.
+    with db.write_transaction():
+        users.store_password_hash(session.email, hashed)
+        ended = auth.end_sessions_of(session.email)
+        user = db.User.get(db.User.email == session.email)
+        fresh = auth.start_session(user, _client())
     log.info(
         "journal: password changed by %s (%d sessions ended)", session.email, ended
     )
@@ -462,7 +463,7 @@ def message_delete(message_id: int):
     from .present import present_detail
 
     row = _owned_row(message_id)
-    if flask.request.method == "GET":
+    if flask.request.method != "POST":
         detail = present_detail(row, _ums(), flask.g.t, flask.g.language)
         return flask.render_template("delete.html", m=detail)
     _require_csrf()
