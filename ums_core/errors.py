@@ -32,5 +32,13 @@ class BusyError(UmsError):
     """
 
 
+class PluginError(BusyError):
+    """A plugin failed where its answer is needed; nothing was committed.
+
+    The message waits with whoever handed it over until the plugin is fixed
+    or disabled: taking it without the plugin's answer could misroute it.
+    """
+
+
 class NoSpaceError(BusyError):
     """A file could not be written: the disk or a size limit is full."""

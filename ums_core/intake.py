@@ -87,6 +87,9 @@ def receive_message(
         raise BusyError(
             f"the database is busy ({exc}); nothing was stored", hint="try again"
         ) from None
+    except BaseException:  # a resolver plugin failed, or worse: nothing committed
+        _discard(app, stored)
+        raise
     announce_received(app, row)
     if run_now:
         from .queue import run_job

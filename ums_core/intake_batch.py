@@ -120,6 +120,10 @@ def _commit_group(app, prepared: list, run_now: bool) -> list:
             f"the group could not be committed ({exc}); nothing was stored",
             hint="try again",
         ) from None
+    except BaseException:  # a resolver plugin failed, or worse: nothing committed
+        for stored in stored_files:
+            _discard(app, stored)
+        raise
     return committed
 
 
