@@ -38,6 +38,19 @@ def test_config_set_bad_value_changes_nothing(run, home):
     assert read_file(home) == before
 
 
+def test_an_area_code_with_its_trunk_prefix_is_refused(run, home):
+    before = read_file(home)
+    for value in ("089", "0089"):
+        result = run("config", "set", "site.area_code", value)
+        assert result.exit_code == 1
+        assert "starts with the trunk prefix 0 of DE" in result.stderr
+        assert "Write it without: '89'" in result.stderr
+    assert read_file(home) == before
+    # Italy has no trunk prefix: Rome's area code is 06.
+    assert run("config", "set", "site.country", "IT").exit_code == 0
+    assert run("config", "set", "site.area_code", "06").exit_code == 0
+
+
 def test_config_set_parses_types(run, home):
     assert run("config", "set", "smtp.port", "2525").exit_code == 0
     assert run("config", "set", "info_mails", "on").exit_code == 0

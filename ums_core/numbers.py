@@ -205,6 +205,27 @@ def validate_site_rules(rules: SiteRules) -> None:
         )
 
 
+def check_area_code(rules: SiteRules) -> None:
+    """Raise NumberError if the area code starts with the country's trunk prefix.
+
+    Where the trunk prefix is 0 ("0" in DE, "06" in HU) no area code starts
+    with 0, so "089" can only be Munich's 89 with its trunk 0: read as it is,
+    every local number would get the wrong area. Countries without a trunk
+    prefix (IT: "06" is Rome's area code) are not checked. Only ``config
+    set`` asks, so an instance already set that way keeps working.
+    """
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(rules.country)
+    trunk = metadata.national_prefix if metadata else None
+    if trunk and trunk.startswith("0") and rules.area_code.startswith("0"):
+        code = rules.area_code
+        bare = (code[len(trunk) :] if code.startswith(trunk) else code).lstrip("0")
+        raise NumberError(
+            f"Site area code {_quote(code)} starts with the trunk prefix"
+            f" {trunk} of {rules.country}.",
+            hint=f"Write it without: {_quote(bare)}." if bare else "Write it without.",
+        )
+
+
 def _check_digits(name: str, value: str, example: str) -> None:
     """Raise NumberError unless VALUE is empty or ASCII digits."""
     if not isinstance(value, str) or not _DIGITS.fullmatch(value):

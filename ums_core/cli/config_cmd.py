@@ -65,9 +65,10 @@ def set_command(state: CliState, key, value):
 
 def _check_site_rules(app) -> None:
     from ..errors import NumberError, UmsError
-    from ..numbers import validate_site_rules
+    from ..numbers import check_area_code, validate_site_rules
 
     try:
         validate_site_rules(app.site_rules)
+        check_area_code(app.site_rules)
     except NumberError as exc:
-        raise UmsError(f"bad site rules: {exc.message}") from None
+        raise UmsError(f"bad site rules: {exc.message}", hint=exc.hint) from None
