@@ -416,3 +416,12 @@ def test_import_uses_configured_language_for_empty_cells(home, run, tmp_path):
     path = write_csv(tmp_path, "alice@example.test,Alice,,,,,\n")
     assert run("users", "import", path).exit_code == 0
     assert listed(run)[0]["language"] == "de"
+
+
+def test_the_bad_byte_is_named_after_a_bom_too(run, tmp_path):
+    path = tmp_path / "users.csv"
+    body = (HEADER + "jörg@example.test,Jörg,de,,,,\n").encode("latin-1")
+    path.write_bytes(b"\xef\xbb\xbf" + body)
+    result = run("users", "import", str(path))
+    assert result.exit_code == 1
+    assert "(byte 0xf6 on line 2)" in result.stderr.splitlines()[0]

@@ -33,6 +33,7 @@ import strips that ``'`` again.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -164,8 +165,10 @@ def _read_text(path: str) -> str:
             data = stream.read()
     except OSError as exc:
         raise UmsError(f"cannot read {path}: {exc.strerror}")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]  # so the byte offsets below are right
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise UmsError(
