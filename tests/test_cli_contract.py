@@ -170,3 +170,23 @@ def test_contract_bad_fax_exits_nonzero(tmp_path):
     assert result.returncode == 1 and result.stderr.startswith("Error: ")
     assert "Traceback" not in result.stderr
     assert json.loads(ums(home, "messages", "list", "--json").stdout) == []
+
+
+def test_contract_a_truncated_fax_is_one_error_line(tmp_path):
+    """No library warning beside ums's own error (Pillow's, pypdf's)."""
+    import img2pdf
+
+    home = str(tmp_path / "h")
+    ums(home, "init", *init_options())
+    tiff = tmp_path / "whole.tif"
+    write_fax_tiff(str(tiff), "truncated", pages=2)
+    data = tiff.read_bytes()
+    pdf = img2pdf.convert(data)
+    cut = {"cut.tif": data[:-40], "cut.pdf": pdf[: len(pdf) // 2]}
+    for name, body in cut.items():
+        (tmp_path / name).write_bytes(body)
+        result = ums(home, "receive", "fax", str(tmp_path / name), "--to", "+4930999",
+                     check=False)  # fmt: skip
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1 and lines[0].startswith("Error: "), lines
+        assert all(line.startswith(("Error: ", "Hint: ")) for line in lines), lines

@@ -128,9 +128,13 @@ def test_missing_instance_gives_hint(tmp_path):
 
 def test_mode_prints_and_changes(run):
     assert run("mode").stdout.strip() == "local"
-    assert run("mode", "mailserver").exit_code == 0
+    changed = run("mode", "mailserver")
+    assert changed.exit_code == 0 and changed.stdout == "mode: mailserver\n"
+    assert "smtp.host is not set" in changed.stderr  # a mail server is still needed
     assert run("mode").stdout.strip() == "mailserver"
     assert run("mode", "cloud").exit_code == 2
+    assert run("config", "set", "smtp.host", "127.0.0.1").exit_code == 0
+    assert run("mode", "mailserver").stderr == ""
 
 
 def test_migration_from_schema_1_keeps_rows(tmp_path):

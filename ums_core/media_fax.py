@@ -11,6 +11,7 @@ import math
 import os
 import struct
 import threading
+import warnings
 import zlib
 
 import attrs
@@ -23,6 +24,11 @@ from ums_core import tiff_decode
 from ums_core.errors import MediaError
 
 log = logging.getLogger(__name__)
+
+# What Pillow and pypdf warn of in a damaged file is said once, in ums's own
+# error (or the file is fine): their warnings would only add lines beside it.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 FAX_XDPI = 204.0
 FAX_NORMAL_YDPI = 98.0

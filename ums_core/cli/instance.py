@@ -49,3 +49,9 @@ def mode_command(state: CliState, mode):
     app.config.set("mode", mode)
     app.config.save()
     click.echo(f"mode: {mode}" + ("" if old != mode else " (unchanged)"))
+    if mode == "mailserver" and not app.config.get("smtp.host"):
+        click.echo(
+            "Note: smtp.host is not set; e-mails wait in the queue until it is"
+            " (ums config set smtp.host HOST)",
+            err=True,
+        )
