@@ -277,10 +277,38 @@ def test_parse_recipient_raises_only_address_error_on_any_text(address):
     st.sampled_from(["", "FAX=", "fax=", "SMS="]),
 )
 def test_parse_recipient_numbers_match_normalize_number(number, selector):
+    digits = "".join(c for c in number if c.isdigit())
     try:
         expected = normalize_number(number, RULES)
     except NumberError:
         refuse(f'"{selector}{number}"@fax.example.test')
         return
+    if digits in ("110", "112"):  # emergency numbers are refused (test below)
+        refuse(f'"{selector}{number}"@fax.example.test')
+        return
     destination = parse(f'"{selector}{number}"@fax.example.test')
     assert destination.number == expected
+
+
+@pytest.mark.parametrize("local", ["112", "110", "1 1 2"])
+def test_emergency_numbers_are_refused(local):
+    for domain in (FAX, SMS):
+        error = refuse(f'"{local}"@{domain}' if " " in local else f"{local}@{domain}")
+        assert error.code == 550 and "emergency number" in error.message
+
+
+def test_a_short_number_that_is_an_extension_is_internal():
+    rules = SiteRules(
+        country="DE", area_code="89", base_number="+4989200", extension_digits=3
+    )
+    assert parse(f"112@{FAX}", rules=rules).number == "+4989200112"
+
+
+def test_premium_rate_numbers_need_the_admin():
+    for local in ("+499001234567", "09001234567"):
+        error = refuse(f"{local}@{FAX}")
+        assert error.status == "5.7.1" and "premium-rate" in error.message
+        assert "gateway.premium_rate" in error.hint
+        allowed = parse_recipient(f"{local}@{FAX}", FAX, SMS, RULES, premium_rate=True)
+        assert allowed.number == "+499001234567"
+    assert parse(f"089123456@{FAX}").number == "+4989123456"  # ordinary numbers

@@ -331,6 +331,9 @@ CORE_KEYS: tuple[ConfigKey, ...] = (
         "gateway.max_recipients", 100, bounded_int(1, 10000), "most RCPTs per mail"
     ),
     ConfigKey("gateway.max_segments", 10, bounded_int(1, 255), "most SMS segments"),
+    ConfigKey(
+        "gateway.premium_rate", False, parse_bool, "send to premium-rate numbers"
+    ),
     ConfigKey("gateway.tls_cert", "", parse_text, "certificate for STARTTLS"),
     ConfigKey("gateway.tls_key", "", parse_text, "private key for STARTTLS"),
     ConfigKey("transmit.backend", "outbox", parse_backend, "telephony side"),

@@ -27,6 +27,13 @@ Refused local parts:
   dropping one would send the message to the main line instead of the intended
   device, so the address is refused rather than guessed at.
 - Other service selectors (``VOICE=...``) and anything without a number.
+- Emergency numbers of the site country (``112``, ``110``): ums would read one
+  as a local number in the site's area. One read as an extension of
+  ``site.base_number`` is an internal device and stays allowed. (Other short
+  numbers are not refused: phonenumbers' short-number patterns also cover
+  real local numbers, such as Munich's five-digit ones.)
+- Premium-rate numbers (``+49900...``), unless ``gateway.premium_rate`` is true:
+  a fax or SMS to one costs by the minute or message (toll fraud).
 
 A relay may have mangled the local part before it reaches ums. Postfix with
 ``recipient_delimiter = +`` treats what follows a "+" as an address extension
@@ -49,6 +56,8 @@ import re
 import unicodedata
 
 import attrs
+import phonenumbers
+from phonenumbers import PhoneNumberType, shortnumberinfo
 
 from ..errors import NumberError, UmsError
 from ..numbers import SiteRules, normalize_number, validate_site_rules
@@ -135,7 +144,11 @@ def split_address(address: str) -> tuple[str, str]:
 
 
 def parse_recipient(
-    address: str, fax_domain: str, sms_domain: str, rules: SiteRules
+    address: str,
+    fax_domain: str,
+    sms_domain: str,
+    rules: SiteRules,
+    premium_rate: bool = False,
 ) -> Destination:
     """Return the fax or SMS that ADDRESS asks for, or raise AddressError.
 
@@ -150,6 +163,7 @@ def parse_recipient(
     kind, rest = _split_service(local, kinds, domain)
     number_text, subaddress = _split_parameters(rest, kind)
     number = _read_number(number_text, rules, domain)
+    _check_destination(number_text, number, rules, premium_rate)
     return Destination(kind, number, subaddress, address)
 
 
@@ -286,6 +300,27 @@ def _read_number(text: str, rules: SiteRules, domain: str) -> str:
         return normalize_number(text, rules)
     except NumberError as exc:
         raise AddressError(exc.message, hint=f"Write it like {example}.")
+
+
+def _check_destination(text: str, number: str, rules: SiteRules, premium: bool):
+    """Refuse emergency numbers, and premium-rate ones unless PREMIUM."""
+    digits = "".join(char for char in text if char.isdigit())
+    internal = bool(rules.base_number) and number.startswith(rules.base_number)
+    written_short = not text.lstrip().startswith("+") and len(digits) <= 6
+    if written_short and not internal:
+        if shortnumberinfo.is_emergency_number(digits, rules.country):
+            raise AddressError(
+                f"{_quote(text)} is an emergency number; ums sends faxes and SMS"
+                " to full numbers only",
+                hint="Write the full number with its area code.",
+            )
+    parsed = phonenumbers.parse(number)
+    if not premium and phonenumbers.number_type(parsed) == PhoneNumberType.PREMIUM_RATE:
+        raise AddressError(
+            f"{number} is a premium-rate number; ums does not send to those",
+            status="5.7.1",
+            hint="The admin allows them with: ums config set gateway.premium_rate true",
+        )
 
 
 def _syntax_error(address: object, reason: str) -> AddressError:

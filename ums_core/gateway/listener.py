@@ -78,6 +78,7 @@ class GatewayHandler:
                 get("gateway.fax_domain"),
                 get("gateway.sms_domain"),
                 self.app.site_rules,
+                premium_rate=get("gateway.premium_rate"),
             )
         except AddressError as exc:
             log.info("gateway: refused RCPT <%s>: %s", address, exc.message)
