@@ -1,8 +1,12 @@
 """The configuration keys and ``ums config``."""
 
 import json
+import os
 
-from ums_core.app import App
+import pytest
+
+from ums_core.app import App, create_instance
+from ums_core.errors import UmsError
 
 
 def read_file(home):
@@ -188,3 +192,34 @@ def test_a_value_changed_by_one_caller_is_not_changed_for_the_next(tmp_path):
     assert second.get("gateway.allowed_clients")
     first.set("smtp.port", "2526")
     assert first.get("smtp.port") == 2526 and second.get("smtp.port") != 2526
+
+
+def test_init_leaves_a_folder_with_other_files_alone(tmp_path):
+    folder = tmp_path / "home"
+    folder.mkdir(mode=0o755)
+    (folder / "important.txt").write_text("hi")
+    with pytest.raises(UmsError, match="not empty and holds no ums instance"):
+        create_instance(str(folder))
+    assert sorted(os.listdir(folder)) == ["important.txt"]
+    assert folder.stat().st_mode & 0o777 == 0o755
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    create_instance(str(empty))  # an empty folder is fine
+
+
+@pytest.mark.parametrize(
+    "line, words",
+    [
+        ("smtp = 5", "smtp must be a table of settings"),
+        ('timezone = { name = "UTC" }', "timezone is a single value"),
+    ],
+)
+def test_a_config_file_of_the_wrong_shape_is_one_clear_error(run, home, line, words):
+    path = f"{home}/config.toml"
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(line + "\n" + text)  # top level, before any [table]
+    result = run("status")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and words in result.stderr

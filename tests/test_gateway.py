@@ -216,6 +216,21 @@ def test_docx_only_is_rejected_with_error_mail(gateway_app, smtp_sink):
     [error] = smtp_sink.handler.parsed()
     assert error["To"].addresses[0].addr_spec == "alice@example.test"
     assert "Angebot.docx" in error.get_content()
+    assert "Faxe können" in error.get_content() or "Faxes can" in error.get_content()
+
+
+def test_a_refused_sms_gets_sms_advice(gateway_app, smtp_sink):
+    gateway_app.config.set("gateway.sms_domain", "sms.example.test")
+    to = "+491701234567@sms.example.test"
+    mail = fax_mail(to=to, text="lang " * 600)  # more segments than allowed
+    send(gateway_app, mail, rcpts=[to])
+    run_due_jobs(gateway_app)
+    [row] = outbound()
+    assert row.state == "rejected"
+    [error] = smtp_sink.handler.parsed()
+    body = error.get_content()
+    assert "segments" in body or "Segment" in body
+    assert "SMS" in body and "PDF" not in body and "TIFF" not in body
 
 
 def test_sms_through_gateway_counts_segments(gateway_app, smtp_sink):

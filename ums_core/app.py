@@ -55,6 +55,12 @@ def create_instance(home: str, database: str = "") -> Config:
             f"{home} already holds an ums instance",
             hint="use it as it is, or choose another --home",
         )
+    if os.path.isdir(home) and os.listdir(home):
+        # init makes the folder owner-only: not something to do to $HOME by mistake
+        raise UmsError(
+            f"{home} is not empty and holds no ums instance; nothing was changed",
+            hint="choose a new or empty folder for --home",
+        )
     os.makedirs(home, mode=0o700, exist_ok=True)
     os.chmod(home, 0o700)
     for sub in SUBDIRS:

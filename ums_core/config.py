@@ -414,6 +414,7 @@ class Config:
         self._keys = {key.name: key for key in keys}
         self._values = values
         self._parsed: dict[str, Any] = {}
+        self._check_shape(self._keys)
 
     @property
     def keys(self) -> dict[str, ConfigKey]:
@@ -422,8 +423,30 @@ class Config:
 
     def declare(self, keys: Iterable[ConfigKey]) -> None:
         """Add keys a plugin declares; the file's values for them are parsed now."""
+        keys = list(keys)
         for key in keys:
             self._keys.setdefault(key.name, key)
+        self._check_shape({key.name: key for key in keys})
+
+    def _check_shape(self, keys: dict[str, ConfigKey]) -> None:
+        """Refuse a value where KEYS need a table, or a table where one is a value."""
+        for name in self._values:
+            parts = name.split(".")
+            for end in range(1, len(parts)):
+                if ".".join(parts[:end]) in keys:
+                    known = ".".join(parts[:end])
+                    raise UmsError(
+                        f"{self.path}: {known} is a single value, not a table"
+                        f" (found {name})",
+                        hint=f"write it as {known} = VALUE",
+                    )
+            inner = name + "."
+            if any(key.startswith(inner) for key in keys):
+                raise UmsError(
+                    f"{self.path}: {name} must be a table of settings ([{name}] with"
+                    f" keys such as {_first_key(keys, inner)}), not a value",
+                    hint=f"remove the line {name} = … or make it a [{name}] table",
+                )
 
     def get(self, name: str) -> Any:
         """Return the value of NAME, or its default.
@@ -494,6 +517,10 @@ class Config:
         except ValueError as exc:
             shown = "<hidden>" if key.secret else repr(raw)
             raise UmsError(f"bad value {shown} for {key.name}: {exc}") from None
+
+
+def _first_key(keys, prefix: str) -> str:
+    return min(key for key in keys if key.startswith(prefix))
 
 
 def load_config(path: str, keys: Iterable[ConfigKey] = CORE_KEYS) -> Config:
