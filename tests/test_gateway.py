@@ -457,3 +457,23 @@ def test_header_block_ends_at_the_first_blank_line():
     assert header_block(b"A: 1\r\nB: 2\r\n\r\nbody\n\nmore") == b"A: 1\r\nB: 2\r\n\r\n"
     assert header_block(b"A: 1\nB: 2\n\nbody\r\n\r\n") == b"A: 1\nB: 2\n\n"
     assert header_block(b"A: 1") == b"A: 1"
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b"Die Hasen und die Fr\xf6sche", "Die Hasen und die Frösche"),  # latin-1
+        ("Grüße".encode(), "Grüße"),  # raw UTF-8
+        (b"=?utf-8?q?Gr=C3=BC=C3=9Fe?=", "Grüße"),  # encoded word
+    ],
+)
+def test_a_raw_8bit_subject_is_read_as_sent(gateway_app, raw, expected):
+    mail = (
+        b"From: alice@example.test\r\nTo: " + FAX.encode() + b"\r\nSubject: " + raw
+        + b"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"\r\nBitte faxen.\r\n"
+    )  # fmt: skip
+    with client(gateway_app) as smtp:
+        smtp.sendmail("alice@example.test", [FAX], mail)
+    [row] = outbound()
+    assert row.subject == expected

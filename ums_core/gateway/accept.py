@@ -49,6 +49,20 @@ def decode_raw_header(text: str) -> str:
         return raw.decode("cp1252", "replace")
 
 
+def read_subject(headers) -> str:
+    """Return the Subject of HEADERS; raw 8-bit text is read by decode_raw_header.
+
+    The email package turns raw 8-bit bytes in a header into U+FFFD when it
+    parses it, before decode_raw_header could try windows-1252 on them.
+    """
+    for name, value in headers.raw_items():
+        if name.lower() == "subject":
+            if any("\udc80" <= c <= "\udcff" for c in value):
+                return decode_raw_header(value)
+            break
+    return str(headers.get("Subject", ""))
+
+
 def in_networks(peer: str, networks: list[str]) -> bool:
     """Return True when the address PEER lies in one of NETWORKS."""
     try:
@@ -131,7 +145,7 @@ def accept_mail(app, envelope: Envelope) -> str:
         header_block(envelope.raw)
     )
     recipients = [d.address for d in envelope.destinations]
-    subject = header_text(decode_raw_header(str(headers.get("Subject", ""))), 200)
+    subject = header_text(read_subject(headers), 200)
     reason = automatic_reason(envelope.mail_from, headers)
     if reason:
         log.info(
