@@ -72,3 +72,91 @@ def test_spool_entries_wait_until_the_plugin_is_gone(broken, home, tmp_path):
     assert isinstance(outcome.message_id, int)
     assert db.Message.get_by_id(outcome.message_id).text == "hi"
     broken.pm.register(BrokenDirectory(), name="acme_directory")  # for the fixture
+
+
+class Answers:
+    """A resolver that answers with WHAT."""
+
+    def __init__(self, what):
+        self.what = what
+
+    @hookimpl(tryfirst=True)
+    def ums_resolve_recipient(self, number, kind, ctx):
+        return self.what
+
+
+class Wrapper:
+    """A plugin that wraps the hook (it must not hide a resolver's failure)."""
+
+    @hookimpl(hookwrapper=True)
+    def ums_resolve_recipient(self, number, kind, ctx):
+        yield
+
+
+@pytest.mark.parametrize("answer", ["alice@example.test", {"email": "x"}, 42])
+def test_an_answer_that_is_no_user_names_the_plugin(app, home, tmp_path, answer):
+    app.pm.register(Answers(answer), name="acme_odd")
+    try:
+        with pytest.raises(PluginError, match="plugin acme_odd answered .* not a User"):
+            receive_message(app, fax_message(tmp_path))
+    finally:
+        app.pm.unregister(name="acme_odd")
+    assert db.Message.select().count() == 0 and content_files(home) == []
+
+
+def test_a_failure_behind_a_hookwrapper_is_still_a_plugin_error(broken, home, tmp_path):
+    broken.pm.register(Wrapper(), name="acme_wrapper")
+    try:
+        with pytest.raises(PluginError, match="directory server down"):
+            receive_message(broken, fax_message(tmp_path))
+    finally:
+        broken.pm.unregister(name="acme_wrapper")
+    assert db.Message.select().count() == 0 and content_files(home) == []
+
+
+class FailsFor:
+    """A resolver that fails for one number only."""
+
+    @hookimpl(tryfirst=True)
+    def ums_resolve_recipient(self, number, kind, ctx):
+        if number == "+4989777777":
+            raise ConnectionRefusedError("directory server down")
+
+
+def test_one_failing_entry_does_not_hold_back_its_group(app, home):
+    app.pm.register(FailsFor(), name="acme_partial")
+    try:
+        bad = submit_to_spool(home, {"kind": "sms", "to": "+4989777777", "text": "x"})
+        for number in range(5):
+            submit_to_spool(
+                home, {"kind": "sms", "to": "+4989123456", "text": f"{number}"}
+            )
+        outcomes = scan_spool(app)
+    finally:
+        app.pm.unregister(name="acme_partial")
+    assert sum(isinstance(o.message_id, int) for o in outcomes) == 5
+    assert os.listdir(spool_folder(home, "new")) == [bad + ".json"]
+
+
+def test_a_reroute_waits_for_the_plugin_without_using_up_retries(app, home, tmp_path):
+    from ums_core.queue import retry_job, run_due_jobs
+
+    app.config.set("default_recipient", "")
+    incoming = IncomingMessage(kind="sms", called="+4930999", text="hello")
+    message_id = receive_message(app, incoming)  # nobody owns it: held
+    job = db.Job.get(db.Job.message == message_id)
+    assert db.Message.get_by_id(message_id).state == "held"
+    app.config.set("default_recipient", "fallback@example.test")
+    app.pm.register(BrokenDirectory(), name="acme_directory")
+    try:
+        for _ in range(4):  # more runs than retry.schedule has steps
+            retry_job(job.id)
+            run_due_jobs(app)
+            job = db.Job.get_by_id(job.id)
+            assert job.state == "queued" and "acme_directory" in job.last_error
+    finally:
+        app.pm.unregister(name="acme_directory")
+    retry_job(job.id)
+    run_due_jobs(app)
+    row = db.Message.get_by_id(message_id)
+    assert row.recipient == "fallback@example.test" and row.state == "stored"

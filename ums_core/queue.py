@@ -21,7 +21,7 @@ import attrs
 
 from . import db
 from .context import PluginContext
-from .errors import UmsError
+from .errors import PluginError, UmsError
 from .statements import Statement, fetch_by_id
 
 log = logging.getLogger(__name__)
@@ -260,6 +260,39 @@ def finish_job(job: db.Job) -> None:
         raise LeaseLost(f"job {job.id} is no longer leased to {job.lease_owner}")
 
 
+def _wait_for_plugin(app, job: db.Job, reason: str) -> str:
+    """Run JOB again later without counting the attempt: a plugin has to answer.
+
+    A directory plugin that is down must not use up a message's retries and
+    fail it for good; the job waits for as long as the plugin does.
+    """
+    schedule = app.config.get("retry.schedule")
+    delay = schedule[0] if schedule else 60
+    due = db.db_now() + dt.timedelta(seconds=delay)
+    updated = (
+        db.Job.update(
+            state="queued",
+            due_at=due,
+            attempts=db.Job.attempts - 1,
+            last_error=reason,
+            lease_owner=None,
+        )
+        .where(_still_ours(job))
+        .execute()
+    )
+    if updated != 1:
+        return _lease_lost(job)
+    log.warning(
+        "%s: job %d (%s) waits for a plugin, again in %ds: %s",
+        _subject(job),
+        job.id,
+        job.kind,
+        delay,
+        reason,
+    )
+    return "retried"
+
+
 def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
     schedule = app.config.get("retry.schedule")
     if failure.permanent or job.attempts > len(schedule):
@@ -332,6 +365,8 @@ def run_job(app, job: db.Job, handler=None) -> str:
         return _lease_lost(job)
     except JobFailure as failure:
         return _retry_or_fail(app, job, failure)
+    except PluginError as exc:
+        return _wait_for_plugin(app, job, exc.message)
     except UmsError as exc:
         return _retry_or_fail(app, job, JobFailure(exc.message))
     except Exception as exc:  # a plugin or library bug must not kill the worker

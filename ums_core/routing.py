@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import attrs
 
 from .context import PluginContext
 from .errors import PluginError, UmsError
+from .model import User
 
 HOOK = "ums_resolve_recipient"
 
@@ -37,34 +40,51 @@ def resolve_route(app, called: str, kind: str) -> Route:
 def _ask_resolvers(app, kwargs: dict):
     """Return the first user a resolver plugin names, as pluggy would call them.
 
-    A resolver that raises stops intake with its name in the error: routing
-    without its answer could give a message to the wrong person.
+    A resolver that raises, or answers with something other than a User,
+    stops routing with an error naming it: routing without its answer could
+    give a message to the wrong person.
     """
-    impls = getattr(app.hook, HOOK).get_hookimpls()
+    caller = getattr(app.hook, HOOK)
+    impls = caller.get_hookimpls()
     if any(impl.hookwrapper or getattr(impl, "wrapper", False) for impl in impls):
-        return getattr(app.hook, HOOK)(**kwargs)  # wrappers need pluggy's own call
+        # Wrappers need pluggy's own call, which cannot say which plugin failed.
+        with _guarded("a plugin (one of them wraps the hook)"):
+            return _checked(caller(**kwargs), "a plugin")
     for impl in reversed(impls):
-        try:
+        with _guarded(f"plugin {impl.plugin_name}", impl.plugin_name):
             user = impl.function(*[kwargs[name] for name in impl.argnames])
-        except UmsError as exc:
-            raise PluginError(
-                f"plugin {impl.plugin_name} in {HOOK}: {exc.message};"
-                " nothing was stored",
-                hint=exc.hint or _HINT.format(name=impl.plugin_name),
-            ) from None
-        except Exception as exc:  # third-party code
-            detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-            raise PluginError(
-                f"plugin {impl.plugin_name} failed in {HOOK} ({detail});"
-                " nothing was stored",
-                hint=_HINT.format(name=impl.plugin_name),
-            ) from None
         if user is not None:
-            return user
+            return _checked(user, f"plugin {impl.plugin_name}", impl.plugin_name)
     return None
 
 
+@contextlib.contextmanager
+def _guarded(who: str, name: str = "NAME"):
+    try:
+        yield
+    except PluginError:
+        raise
+    except UmsError as exc:
+        raise PluginError(
+            f"{who} in {HOOK}: {exc.message}", hint=exc.hint or _HINT.format(name=name)
+        ) from None
+    except Exception as exc:  # third-party code
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise PluginError(
+            f"{who} failed in {HOOK} ({detail})", hint=_HINT.format(name=name)
+        ) from None
+
+
+def _checked(user, who: str, name: str = "NAME"):
+    if user is None or isinstance(user, User):
+        return user
+    raise PluginError(
+        f"{who} answered {HOOK} with a {type(user).__name__}, not a User",
+        hint=_HINT.format(name=name),
+    )
+
+
 _HINT = (
-    "the message waits where it came from; fix the plugin, or turn it off with"
+    "the message waits until the plugin answers; fix it, or turn it off with"
     " 'ums plugins disable {name}'"
 )

@@ -181,6 +181,10 @@ class Server:
         exclude = (SEND_MAIL,) if self.lane is not None else ()
         try:
             scan_spool(self.app)
+        except Exception:  # the entries wait in the spool; the jobs still run
+            log.exception("spool scan failed; the entries wait for the next cycle")
+            reset_connection(self.app.database)
+        try:
             run_due_jobs(self.app, should_stop=self.stopping.is_set, exclude=exclude)
         except Exception:  # keep serving; the failed step is retried next cycle
             log.exception("serve cycle failed; retrying in the next cycle")

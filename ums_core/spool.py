@@ -29,7 +29,7 @@ import attrs
 
 from . import db
 from .content import fsync_dir
-from .errors import BusyError, UmsError
+from .errors import BusyError, PluginError, UmsError
 from .intake_batch import receive_batch
 from .model import IncomingMessage
 
@@ -133,6 +133,10 @@ def take_entries(app, names: list[str]) -> list[SpoolOutcome]:
         taken.append((name, meta, content))
     try:
         results = receive_batch(app, items, run_now=False) if items else []
+    except PluginError:
+        # One entry can make a resolver fail (its number, say): take the
+        # others one by one rather than hold the whole group back.
+        results = [_receive_alone(app, item) for item in items]
     except BusyError as exc:
         for name, _, _ in taken:
             log.warning("spool entry %s left for later: %s", name, exc.message)
@@ -141,6 +145,14 @@ def take_entries(app, names: list[str]) -> list[SpoolOutcome]:
     for (name, meta, content), result in zip(taken, results, strict=False):
         outcomes[name] = _settle(app, name, meta, content, result)
     return [outcomes[name] for name in names]
+
+
+def _receive_alone(app, item):
+    """Return the outcome of receiving ITEM by itself (a BusyError: left for later)."""
+    try:
+        return receive_batch(app, [item], run_now=False)[0]
+    except BusyError as exc:
+        return exc
 
 
 def _settle(app, name: str, meta: dict, content, result) -> SpoolOutcome:
