@@ -312,3 +312,19 @@ def test_premium_rate_numbers_need_the_admin():
         allowed = parse_recipient(f"{local}@{FAX}", FAX, SMS, RULES, premium_rate=True)
         assert allowed.number == "+499001234567"
     assert parse(f"089123456@{FAX}").number == "+4989123456"  # ordinary numbers
+
+
+@pytest.mark.parametrize("local", ["0112", "0 110", "0-110"])
+def test_an_emergency_number_behind_the_outside_prefix_is_refused(local):
+    rules = SiteRules(country="DE", area_code="89", outside_prefix="0")
+    error = refuse(f'"{local}"@{FAX}', rules=rules)
+    assert "emergency number" in error.message
+    assert parse(f"0089123456@{FAX}", rules=rules).number == "+4989123456"
+
+
+def test_a_premium_number_written_nationally_without_trunk_prefix_is_refused():
+    rules = SiteRules(country="IT", area_code="06")
+    assert "premium-rate" in refuse(f'"899 123456"@{FAX}', rules=rules).message
+    assert parse(f"06123456@{FAX}", rules=rules).number == "+3906123456"
+    # In Germany digits without the trunk 0 are local, never national.
+    assert parse(f"9001234567@{FAX}").number == "+49899001234567"

@@ -63,6 +63,7 @@ from ..errors import NumberError, UmsError
 from ..numbers import SiteRules, normalize_number, validate_site_rules
 
 MAX_ADDRESS_CHARS = 254
+PREMIUM = PhoneNumberType.PREMIUM_RATE
 MAX_REPLY_CHARS = 199
 MAX_SUBADDRESS_DIGITS = 20
 QUOTE_CHARS = 40
@@ -303,24 +304,50 @@ def _read_number(text: str, rules: SiteRules, domain: str) -> str:
 
 
 def _check_destination(text: str, number: str, rules: SiteRules, premium: bool):
-    """Refuse emergency numbers, and premium-rate ones unless PREMIUM."""
+    """Refuse emergency numbers, and premium-rate ones unless PREMIUM.
+
+    The digits are also read as written without the site's outside prefix
+    (``0112`` with outside prefix 0) and, for premium rates in a country without
+    a trunk prefix, in the national reading: in Italy ``899 123456`` is a
+    premium number, while the site rules read it as a local one in the area.
+    """
     digits = "".join(char for char in text if char.isdigit())
+    written = [] if text.lstrip().startswith("+") else [digits]
+    prefix = rules.outside_prefix
+    if written and prefix and digits.startswith(prefix) and len(digits) > len(prefix):
+        written.append(digits[len(prefix) :])
     internal = bool(rules.base_number) and number.startswith(rules.base_number)
-    written_short = not text.lstrip().startswith("+") and len(digits) <= 6
-    if written_short and not internal:
-        if shortnumberinfo.is_emergency_number(digits, rules.country):
+    for candidate in written:
+        if len(candidate) <= 6 and not internal:
+            if shortnumberinfo.is_emergency_number(candidate, rules.country):
+                raise AddressError(
+                    f"{_quote(text)} is an emergency number; ums sends faxes and SMS"
+                    " to full numbers only",
+                    hint="Write the full number with its area code.",
+                )
+    if premium:
+        return
+    readings = [number]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(rules.country)
+    if metadata is not None and not metadata.national_prefix:
+        # No trunk prefix (IT): digits as written are also a national number.
+        readings += [_national(candidate, rules.country) for candidate in written]
+    for reading in filter(None, readings):
+        if phonenumbers.number_type(phonenumbers.parse(reading)) == PREMIUM:
             raise AddressError(
-                f"{_quote(text)} is an emergency number; ums sends faxes and SMS"
-                " to full numbers only",
-                hint="Write the full number with its area code.",
+                f"{reading} is a premium-rate number; ums does not send to those",
+                status="5.7.1",
+                hint="the admin allows them: ums config set gateway.premium_rate true",
             )
-    parsed = phonenumbers.parse(number)
-    if not premium and phonenumbers.number_type(parsed) == PhoneNumberType.PREMIUM_RATE:
-        raise AddressError(
-            f"{number} is a premium-rate number; ums does not send to those",
-            status="5.7.1",
-            hint="The admin allows them with: ums config set gateway.premium_rate true",
-        )
+
+
+def _national(digits: str, region: str) -> str | None:
+    """Return DIGITS read as a national number of REGION in E.164, or None."""
+    try:
+        parsed = phonenumbers.parse(digits, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _syntax_error(address: object, reason: str) -> AddressError:
