@@ -205,6 +205,13 @@ def test_init_leaves_a_folder_with_other_files_alone(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     create_instance(str(empty))  # an empty folder is fine
+    mount = tmp_path / "mount"  # a fresh file system, or an init cut short
+    for name in ("lost+found", "content", "spool"):
+        (mount / name).mkdir(parents=True)
+    (mount / "ums.db").write_bytes(b"")
+    (mount / "config.toml.tmp").write_text("mode = ")
+    create_instance(str(mount))
+    assert App.open(str(mount), load_plugins=False).config.get("mode") == "local"
 
 
 @pytest.mark.parametrize(

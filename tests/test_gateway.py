@@ -466,6 +466,8 @@ def test_header_block_ends_at_the_first_blank_line():
         (b"Die Hasen und die Fr\xf6sche", "Die Hasen und die Frösche"),  # latin-1
         ("Grüße".encode(), "Grüße"),  # raw UTF-8
         (b"=?utf-8?q?Gr=C3=BC=C3=9Fe?=", "Grüße"),  # encoded word
+        (b"=?utf-8?q?Gr=C3=BC=C3=9Fe?= caf\xe9", "Grüße café"),  # both
+        (b"Die Hasen\r\n und die Fr\xf6sche", "Die Hasen und die Frösche"),  # folded
     ],
 )
 def test_a_raw_8bit_subject_is_read_as_sent(gateway_app, raw, expected):

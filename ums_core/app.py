@@ -36,6 +36,16 @@ SUBDIRS = (
 )
 
 
+# What a fresh file system or an interrupted ums init leaves in a folder
+# that ums init may still use.
+INIT_LEFTOVERS = {
+    *(sub for sub in SUBDIRS if "/" not in sub),
+    "lost+found",
+    "ums.db",
+    CONFIG_NAME + ".tmp",
+}
+
+
 def default_home(environ=os.environ) -> str:
     """Return the instance folder: $UMS_HOME, else $XDG_DATA_HOME/ums."""
     if environ.get(HOME_ENV):
@@ -55,7 +65,7 @@ def create_instance(home: str, database: str = "") -> Config:
             f"{home} already holds an ums instance",
             hint="use it as it is, or choose another --home",
         )
-    if os.path.isdir(home) and os.listdir(home):
+    if os.path.isdir(home) and set(os.listdir(home)) - INIT_LEFTOVERS:
         # init makes the folder owner-only: not something to do to $HOME by mistake
         raise UmsError(
             f"{home} is not empty and holds no ums instance; nothing was changed",

@@ -322,6 +322,8 @@ def test_head_requests_change_nothing(client, mailbox):
     login(client)
     token = csrf_of(client)
     fax = f"/messages/{mailbox['fax']}"
+    assert client.head(fax).status_code == 200
+    assert db.Message.get_by_id(mailbox["fax"]).read_at is None  # not marked read
     assert (
         client.open(f"{fax}/delete", method="HEAD", data={"csrf": token}).status_code
         == 200

@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import logging
 import os
+from email import policy
 from email.parser import BytesHeaderParser
 
 import attrs
@@ -58,7 +59,9 @@ def read_subject(headers) -> str:
     for name, value in headers.raw_items():
         if name.lower() == "subject":
             if any("\udc80" <= c <= "\udcff" for c in value):
-                return decode_raw_header(value)
+                # Read the bytes first; encoded words beside them still count.
+                text = " ".join(decode_raw_header(value).split())
+                return str(policy.default.header_factory("Subject", text))
             break
     return str(headers.get("Subject", ""))
 

@@ -23,6 +23,8 @@ from .accept import Envelope, accept_mail, in_networks
 from .addresses import AddressError, parse_recipient
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs every SMTP command at INFO; the gateway logs one line per mail.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 TEMPORARY = "451 4.3.0 Temporary failure, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"

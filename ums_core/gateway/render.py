@@ -37,6 +37,9 @@ from ums_core.errors import MediaError
 from ums_core.media_fax import PDF_ERRORS, PIL_ERRORS
 
 log = logging.getLogger(__name__)
+# tnefparse logs a line per odd property of a damaged winmail.dat; what counts
+# reaches the sender in the error mail.
+logging.getLogger("tnefparse").setLevel(logging.ERROR)
 
 PAGE_WIDTH, PAGE_HEIGHT = 1728, 2292
 XDPI, YDPI = 204, 196

@@ -402,7 +402,8 @@ def message_show(message_id: int):
     from .present import present_detail
 
     row = _owned_row(message_id)
-    if row.read_at is None and row.direction == "inbound":
+    opened = flask.request.method == "GET"  # a HEAD (a link checker) reads nothing
+    if opened and row.read_at is None and row.direction == "inbound":
         with db.write_transaction():
             db.Message.update(read_at=db.utcnow()).where(
                 (db.Message.id == row.id) & db.Message.read_at.is_null()
