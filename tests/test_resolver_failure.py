@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import peewee
 import pytest
 
 from ums_core import db
@@ -160,3 +161,25 @@ def test_a_reroute_waits_for_the_plugin_without_using_up_retries(app, home, tmp_
     run_due_jobs(app)
     row = db.Message.get_by_id(message_id)
     assert row.recipient == "fallback@example.test" and row.state == "stored"
+
+
+class Locked:
+    """A resolver that meets a locked database, as the core's own one can."""
+
+    @hookimpl(tryfirst=True)
+    def ums_resolve_recipient(self, number, kind, ctx):
+        raise peewee.OperationalError("database is locked")
+
+
+def test_a_busy_database_is_not_blamed_on_the_plugin(app, home, tmp_path):
+    from ums_core.errors import BusyError
+
+    app.pm.register(Locked(), name="acme_locked")
+    try:
+        with pytest.raises(BusyError) as raised:
+            receive_message(app, fax_message(tmp_path))
+    finally:
+        app.pm.unregister(name="acme_locked")
+    assert not isinstance(raised.value, PluginError)
+    assert "database is busy" in raised.value.message
+    assert content_files(home) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import attrs
+import peewee
 
 from .context import PluginContext
 from .errors import PluginError, UmsError
@@ -62,8 +63,8 @@ def _ask_resolvers(app, kwargs: dict):
 def _guarded(who: str, name: str = "NAME"):
     try:
         yield
-    except PluginError:
-        raise
+    except (PluginError, peewee.PeeweeException):
+        raise  # a database error is the database's (busy, gone), not the plugin's
     except UmsError as exc:
         raise PluginError(
             f"{who} in {HOOK}: {exc.message}", hint=exc.hint or _HINT.format(name=name)
