@@ -268,29 +268,9 @@ def _wait_for_plugin(app, job: db.Job, reason: str) -> str:
     """
     schedule = app.config.get("retry.schedule")
     delay = schedule[0] if schedule else 60
-    due = db.db_now() + dt.timedelta(seconds=delay)
-    updated = (
-        db.Job.update(
-            state="queued",
-            due_at=due,
-            attempts=db.Job.attempts - 1,
-            last_error=reason,
-            lease_owner=None,
-        )
-        .where(_still_ours(job))
-        .execute()
+    return _requeue(
+        job, delay, reason, "waits for a plugin", attempts=db.Job.attempts - 1
     )
-    if updated != 1:
-        return _lease_lost(job)
-    log.warning(
-        "%s: job %d (%s) waits for a plugin, again in %ds: %s",
-        _subject(job),
-        job.id,
-        job.kind,
-        delay,
-        reason,
-    )
-    return "retried"
 
 
 def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
@@ -300,10 +280,15 @@ def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
             return _lease_lost(job)
         return "failed"
     delay = schedule[job.attempts - 1]
+    return _requeue(job, delay, failure.reason, f"attempt {job.attempts} failed")
+
+
+def _requeue(job: db.Job, delay: float, reason: str, what: str, **changes) -> str:
+    """Queue JOB again in DELAY seconds and log WHAT happened; 'retried'."""
     due = db.db_now() + dt.timedelta(seconds=delay)
     updated = (
         db.Job.update(
-            state="queued", due_at=due, last_error=failure.reason, lease_owner=None
+            state="queued", due_at=due, last_error=reason, lease_owner=None, **changes
         )
         .where(_still_ours(job))
         .execute()
@@ -311,13 +296,13 @@ def _retry_or_fail(app, job: db.Job, failure: JobFailure) -> str:
     if updated != 1:
         return _lease_lost(job)
     log.warning(
-        "%s: job %d (%s) attempt %d failed, retry in %ds: %s",
+        "%s: job %d (%s) %s, again in %ds: %s",
         _subject(job),
         job.id,
         job.kind,
-        job.attempts,
+        what,
         delay,
-        failure.reason,
+        reason,
     )
     return "retried"
 
